@@ -1,0 +1,158 @@
+"""Fully convolutional networks: FCN-32s, FCN-16s and FCN-8s.
+
+Reference: Long, Shelhamer & Darrell, "Fully Convolutional Networks for
+Semantic Segmentation", CVPR 2015.
+"""
+
+import keras
+
+from kerasseg.backbones import build_backbone
+from kerasseg.backbones.weights import check_backbone_weights
+from kerasseg.layers import LearnedUpsampling2D
+from kerasseg.models.blocks import output_layer
+from kerasseg.utils import check_choice, check_input_shape, check_positive_int, load_model_weights
+
+FCN_BACKBONES = ("vgg16", "resnet50", "mobilenetv2")
+
+
+def _fcn(
+    stride,
+    num_classes,
+    input_shape,
+    backbone,
+    reduced_fc,
+    dropout,
+    trainable_upsampling,
+    weights,
+    backbone_weights,
+    activation,
+    name,
+):
+    check_positive_int("num_classes", num_classes)
+    input_shape = check_input_shape(input_shape)
+    check_choice("backbone", backbone, FCN_BACKBONES)
+    check_backbone_weights(backbone_weights, input_shape[-1])
+    if not 0.0 <= dropout < 1.0:
+        raise ValueError(f"`dropout` must be in [0, 1). Received: dropout={dropout!r}")
+    if reduced_fc and backbone != "vgg16":
+        raise ValueError(
+            "`reduced_fc` replaces VGG16's fc6/fc7 and needs backbone='vgg16'. "
+            f"Received: backbone={backbone!r}, reduced_fc=True"
+        )
+
+    inputs = keras.Input(shape=input_shape, name="image")
+
+    # === Backbone ===
+    features = build_backbone(backbone, inputs, weights=backbone_weights)
+    x = features["P5"]
+
+    # === Convolutionalised classifier (VGG16 only) ===
+    if backbone == "vgg16":
+        if reduced_fc:
+            # DeepLab-v1: fc6 as a 3x3 conv dilated by 12 with 1024 channels.
+            fc6 = keras.layers.Conv2D(1024, 3, dilation_rate=12, padding="same", name="fc6")
+            fc7 = keras.layers.Conv2D(1024, 1, name="fc7")
+        else:
+            fc6 = keras.layers.Conv2D(4096, 7, padding="same", name="fc6")
+            fc7 = keras.layers.Conv2D(4096, 1, name="fc7")
+        x = keras.layers.ReLU(name="relu6")(fc6(x))
+        x = keras.layers.Dropout(dropout, name="drop6")(x)
+        x = keras.layers.ReLU(name="relu7")(fc7(x))
+        x = keras.layers.Dropout(dropout, name="drop7")(x)
+
+    # === Scores and skip fusion ===
+    # Skip scores start at zero so the finer net starts as the coarser one.
+    x = keras.layers.Conv2D(num_classes, 1, name="score_fr")(x)
+    for level in (4, 3)[: {32: 0, 16: 1, 8: 2}[stride]]:
+        skip = features[f"P{level}"]
+        x = LearnedUpsampling2D(2, trainable=trainable_upsampling, name=f"upscore_p{level + 1}")(
+            [x, skip]
+        )
+        score = keras.layers.Conv2D(
+            num_classes, 1, kernel_initializer="zeros", name=f"score_pool{level}"
+        )(skip)
+        x = keras.layers.Add(name=f"fuse_pool{level}")([x, score])
+
+    x = LearnedUpsampling2D(stride, trainable=trainable_upsampling, name=f"upscore{stride}")(
+        [x, inputs]
+    )
+    outputs = output_layer(x, activation)
+    model = keras.Model(inputs, outputs, name=name or f"fcn{stride}s_{backbone}")
+    return load_model_weights(model, weights)
+
+
+def _make_builder(stride):
+    def builder(
+        num_classes,
+        input_shape=(None, None, 3),
+        backbone="vgg16",
+        reduced_fc=False,
+        dropout=0.5,
+        trainable_upsampling=True,
+        weights=None,
+        backbone_weights=None,
+        activation=None,
+        name=None,
+    ):
+        return _fcn(
+            stride,
+            num_classes,
+            input_shape,
+            backbone,
+            reduced_fc,
+            dropout,
+            trainable_upsampling,
+            weights,
+            backbone_weights,
+            activation,
+            name,
+        )
+
+    skips = {32: "no skip", 16: "a skip from pool4", 8: "skips from pool4 and pool3"}[stride]
+    builder.__name__ = builder.__qualname__ = f"fcn{stride}s"
+    builder.__doc__ = f"""FCN-{stride}s: a convolutionalised classifier with {skips}.
+
+    VGG16's fc6/fc7 become a 7x7x4096 and a 1x1x4096 convolution (with
+    dropout); 1x1 "score" layers give class scores at stride 32, which are
+    upsampled by transposed convolutions initialised to exact bilinear
+    interpolation and fused with scores of finer pooling layers. Skips are
+    aligned for any input size, odd sizes included (see
+    `kerasseg.layers.LearnedUpsampling2D`).
+
+    With the VGG16 backbone and 21 classes, FCN-8s has 134,489,759 parameters
+    (the paper's 134M): 14,714,688 in VGG16's convolutions, 119,545,856 in
+    fc6/fc7, 102,207 in the score layers and 127,008 in the upsampling.
+
+    Reference:
+        Long, Shelhamer & Darrell, "Fully Convolutional Networks for Semantic
+        Segmentation", CVPR 2015.
+
+    Args:
+        num_classes: number of classes (>= 1).
+        input_shape: (height, width, channels) of raw [0, 255] images; height
+            and width may be None. Extra channels (e.g. depth) are allowed
+            when `backbone_weights` is None.
+        backbone: one of {FCN_BACKBONES}.
+        reduced_fc: DeepLab-v1's lighter head: fc6 as a 3x3 convolution
+            dilated by 12 with 1024 channels, fc7 with 1024 (VGG16 only).
+        dropout: dropout rate after fc6 and fc7.
+        trainable_upsampling: False freezes the upsampling at bilinear.
+        weights: None or the path of a full-model weights file.
+        backbone_weights: None, "imagenet" or the path of a
+            `keras.applications` weights file for the backbone.
+        activation: None for logits, or e.g. "softmax".
+        name: model name; defaults to "fcn{stride}s_<backbone>".
+
+    Returns:
+        A functional `keras.Model` from images (B, H, W, C) to (B, H, W,
+        num_classes).
+
+    Example:
+        >>> model = kerasseg.fcn{stride}s(num_classes=21)
+    """
+    return builder
+
+
+fcn32s = _make_builder(32)
+fcn16s = _make_builder(16)
+fcn8s = _make_builder(8)
