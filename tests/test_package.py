@@ -1,0 +1,79 @@
+"""Package-level behaviour: lazy import, registry, docstrings, summary CLI."""
+
+import inspect
+import re
+import subprocess
+import sys
+
+import pytest
+
+
+def test_import_is_lazy_and_does_not_import_tensorflow():
+    code = (
+        "import sys, kerasseg; "
+        "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules; "
+        "print(kerasseg.__version__)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert re.fullmatch(r"\d+\.\d+\.\d+\n", out.stdout)
+
+
+def test_unknown_attribute_raises_attribute_error():
+    import kerasseg
+
+    with pytest.raises(AttributeError, match="no_such_model"):
+        kerasseg.no_such_model  # noqa: B018
+
+
+def test_every_registered_model_is_a_top_level_builder():
+    import kerasseg
+    from kerasseg.models import MODELS
+
+    for name, builder in MODELS.items():
+        assert getattr(kerasseg, name) is builder
+
+
+def test_builder_docstrings_document_every_argument():
+    from kerasseg.models import MODELS
+
+    for name, builder in MODELS.items():
+        doc = inspect.getdoc(builder)
+        assert doc and "Args:" in doc and "Returns:" in doc, name
+        args_section = doc.split("Args:")[1].split("Returns:")[0]
+        for parameter in inspect.signature(builder).parameters:
+            assert re.search(rf"^\s+{parameter}:", args_section, re.M), (name, parameter)
+
+
+def test_builders_share_the_leading_keywords():
+    from kerasseg.models import MODELS
+
+    for name, builder in MODELS.items():
+        parameters = list(inspect.signature(builder).parameters)
+        assert parameters[:2] == ["num_classes", "input_shape"], name
+        assert {"weights", "activation", "name"} <= set(parameters), name
+
+
+def test_count_flops_of_a_single_convolution():
+    import keras
+
+    from kerasseg.models.summary import count_flops
+
+    inputs = keras.Input((None, None, 3))
+    model = keras.Model(inputs, keras.layers.Conv2D(4, 3, padding="same", use_bias=False)(inputs))
+    # One multiply-add per kernel tap, input and output channel and pixel.
+    assert count_flops(model, (8, 8)) == 2 * 8 * 8 * 3 * 3 * 3 * 4
+
+
+def test_summary_command_prints_a_row_per_model(capsys):
+    from kerasseg.cli import main
+
+    assert main(["summary", "--models", "unet", "--size", "32", "--no-flops"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"^unet\s+31\.03M", out, re.M), out
+
+
+def test_cli_without_command_prints_help(capsys):
+    from kerasseg.cli import main
+
+    assert main([]) == 2
+    assert "summary" in capsys.readouterr().out
