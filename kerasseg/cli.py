@@ -11,6 +11,7 @@ import sys
 # name -> (module, one-line help)
 COMMANDS = {
     "summary": ("kerasseg.models.summary", "build every architecture and print a table"),
+    "export": ("kerasseg.export.cli", "export a .keras model to SavedModel, TFLite, ONNX, TensorRT"),
 }
 
 

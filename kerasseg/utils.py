@@ -9,9 +9,7 @@ def check_choice(argument, value, choices):
     """Raise ValueError unless `value` is one of `choices`."""
     if value not in choices:
         valid = ", ".join(repr(c) for c in choices)
-        raise ValueError(
-            f"`{argument}` must be one of {valid}. Received: {argument}={value!r}"
-        )
+        raise ValueError(f"`{argument}` must be one of {valid}. Received: {argument}={value!r}")
     return value
 
 

@@ -43,9 +43,7 @@ class LearnedUpsampling2D(keras.layers.Layer):
     def __init__(self, factor, **kwargs):
         super().__init__(**kwargs)
         if isinstance(factor, bool) or not isinstance(factor, int) or factor < 2 or factor % 2:
-            raise ValueError(
-                f"`factor` must be an even integer >= 2. Received: factor={factor!r}"
-            )
+            raise ValueError(f"`factor` must be an even integer >= 2. Received: factor={factor!r}")
         self.factor = factor
 
     def build(self, input_shapes):

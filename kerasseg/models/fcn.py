@@ -7,6 +7,7 @@ Semantic Segmentation", CVPR 2015.
 import keras
 
 from kerasseg.backbones import build_backbone
+from kerasseg.backbones.vgg import convolutionalize_classifier, has_classifier
 from kerasseg.backbones.weights import check_backbone_weights
 from kerasseg.layers import LearnedUpsampling2D
 from kerasseg.models.blocks import output_layer
@@ -59,6 +60,8 @@ def _fcn(
         x = keras.layers.Dropout(dropout, name="drop6")(x)
         x = keras.layers.ReLU(name="relu7")(fc7(x))
         x = keras.layers.Dropout(dropout, name="drop7")(x)
+        if backbone_weights is not None and not reduced_fc and has_classifier(backbone_weights):
+            convolutionalize_classifier(fc6, fc7, backbone_weights)
 
     # === Scores and skip fusion ===
     # Skip scores start at zero so the finer net starts as the coarser one.
@@ -139,7 +142,10 @@ def _make_builder(stride):
         trainable_upsampling: False freezes the upsampling at bilinear.
         weights: None or the path of a full-model weights file.
         backbone_weights: None, "imagenet" or the path of a
-            `keras.applications` weights file for the backbone.
+            `keras.applications` weights file for the backbone. With VGG16,
+            "imagenet" or a file that includes the classifier (saved from
+            `VGG16(include_top=True)`) also loads fc1/fc2 into fc6/fc7,
+            reshaped to convolutions as in the paper.
         activation: None for logits, or e.g. "softmax".
         name: model name; defaults to "fcn{stride}s_<backbone>".
 

@@ -115,7 +115,5 @@ def segnet(
     model = keras.Model(inputs, outputs, name=name or "segnet")
 
     if backbone_weights is not None:
-        load_application_weights(
-            inputs, encoder_output, keras.applications.VGG16, backbone_weights
-        )
+        load_application_weights(inputs, encoder_output, keras.applications.VGG16, backbone_weights)
     return load_model_weights(model, weights)

@@ -65,7 +65,9 @@ def format_row(row):
 
 
 def print_table(rows, input_size):
-    print(f"{'model':<22} {'params':>10} {'GFLOPs':>9} {'forward ms':>10} output  (at {input_size})")
+    print(
+        f"{'model':<22} {'params':>10} {'GFLOPs':>9} {'forward ms':>10} output  (at {input_size})"
+    )
     for row in rows:
         print(format_row(row), flush=True)
 
@@ -80,7 +82,9 @@ def run(args):
     configs = {k: v for k, v in SUMMARY_CONFIGS.items() if not args.models or k in args.models}
     unknown = set(args.models or ()) - set(SUMMARY_CONFIGS)
     if unknown:
-        raise SystemExit(f"--models: unknown {sorted(unknown)}; choose from {sorted(SUMMARY_CONFIGS)}")
+        raise SystemExit(
+            f"--models: unknown {sorted(unknown)}; choose from {sorted(SUMMARY_CONFIGS)}"
+        )
     size = (args.size, args.size)
     print_table(summarize(configs, size, flops=not args.no_flops), size)
     return 0

@@ -109,14 +109,24 @@ def test_bad_layer_arguments_raise_value_errors():
 @pytest.mark.parametrize(
     "layer, inputs",
     [
-        (LearnedUpsampling2D(4), [np.ones((1, 3, 3, 2), "float32"), np.ones((1, 11, 12, 1), "float32")]),
+        (
+            LearnedUpsampling2D(4),
+            [np.ones((1, 3, 3, 2), "float32"), np.ones((1, 11, 12, 1), "float32")],
+        ),
         (MaxPoolingWithArgmax2D(), np.arange(50, dtype="float32").reshape(1, 5, 5, 2)),
         (Preprocess("torch"), np.ones((1, 3, 3, 3), "float32")),
-        (ResizeLike("nearest"), [np.ones((1, 3, 3, 2), "float32"), np.ones((1, 6, 6, 1), "float32")]),
+        (
+            ResizeLike("nearest"),
+            [np.ones((1, 3, 3, 2), "float32"), np.ones((1, 6, 6, 1), "float32")],
+        ),
         (CropLike(offset=1), [np.ones((1, 6, 6, 2), "float32"), np.ones((1, 3, 3, 1), "float32")]),
         (
             MaxUnpooling2D(),
-            [np.ones((1, 2, 2, 2), "float32"), np.zeros((1, 2, 2, 2), "int32"), np.ones((1, 3, 4, 1), "float32")],
+            [
+                np.ones((1, 2, 2, 2), "float32"),
+                np.zeros((1, 2, 2, 2), "int32"),
+                np.ones((1, 3, 4, 1), "float32"),
+            ],
         ),
     ],
     ids=lambda v: type(v).__name__ if not isinstance(v, (list, np.ndarray)) else "",

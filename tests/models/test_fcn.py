@@ -76,3 +76,21 @@ def test_fcn_backbone_weights_load_by_name_from_keras_applications(tmp_path):
     for layer in loaded:
         for ours, theirs in zip(model.get_layer(layer.name).get_weights(), layer.get_weights()):
             np.testing.assert_array_equal(ours, theirs)
+
+
+def test_fcn_convolutionalises_vgg16_classifier(tmp_path):
+    import keras
+
+    reference = keras.applications.VGG16(include_top=True, weights=None)
+    path = tmp_path / "vgg16_top.weights.h5"
+    reference.save_weights(path)
+    model = kerasseg.fcn32s(num_classes=2, backbone_weights=str(path))
+    # fc6 on a 7x7x512 map at its centre equals fc1 on the flattened map.
+    features = np.random.default_rng(0).normal(size=(1, 7, 7, 512)).astype("float32")
+    kernel, bias = model.get_layer("fc6").get_weights()
+    conv_centre = np.tensordot(features[0], kernel, axes=([0, 1, 2], [0, 1, 2])) + bias
+    dense = reference.get_layer("fc1")(features.reshape(1, -1)).numpy()[0]
+    np.testing.assert_allclose(np.maximum(conv_centre, 0), dense, rtol=1e-4, atol=1e-4)
+    np.testing.assert_array_equal(
+        model.get_layer("fc7").get_weights()[0][0, 0], reference.get_layer("fc2").get_weights()[0]
+    )
