@@ -24,7 +24,7 @@ _LAZY_ATTRIBUTES = {
 }
 _SUBMODULES = (
     "backbones", "cli", "crf", "data", "export", "layers", "losses", "metrics",
-    "models", "ops", "panoptic", "runtime", "train",
+    "models", "ops", "panoptic", "portrait", "runtime", "train",
 )
 
 

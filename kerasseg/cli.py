@@ -10,8 +10,12 @@ import sys
 
 # name -> (module, one-line help)
 COMMANDS = {
+    "quickstart": ("kerasseg.quickstart", "train, evaluate and export a small model in minutes"),
+    "train": ("kerasseg.train.cli", "train from a YAML/JSON config (resumes killed runs)"),
+    "evaluate": ("kerasseg.train.cli", "score a model: whole-image, sliding-window, multi-scale"),
+    "predict": ("kerasseg.train.cli", "segment images; write label maps and overlays"),
     "summary": ("kerasseg.models.summary", "build every architecture and print a table"),
-    "export": ("kerasseg.export.cli", "export a .keras model to SavedModel, TFLite, ONNX, TensorRT"),
+    "export": ("kerasseg.export.cli", "export a .keras model: SavedModel, TFLite, ONNX, TensorRT"),
 }
 
 

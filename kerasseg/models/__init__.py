@@ -2,6 +2,7 @@
 
 from kerasseg.models.deeplab import deeplabv3, deeplabv3plus
 from kerasseg.models.fcn import fcn8s, fcn16s, fcn32s
+from kerasseg.models.lpsnet import lpsnet
 from kerasseg.models.lraspp import lraspp
 from kerasseg.models.pspnet import pspnet
 from kerasseg.models.segnet import segnet
@@ -17,4 +18,5 @@ MODELS = {
     "deeplabv3": deeplabv3,
     "deeplabv3plus": deeplabv3plus,
     "lraspp": lraspp,
+    "lpsnet": lpsnet,
 }

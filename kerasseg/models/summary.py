@@ -12,6 +12,12 @@ SUMMARY_CONFIGS = {
     "fcn8s": ("fcn8s", {"num_classes": 21}),
     "segnet": ("segnet", {"num_classes": 12}),
     "unet": ("unet", {"num_classes": 2}),
+    "pspnet_resnet50": ("pspnet", {"num_classes": 21}),
+    "deeplabv3_resnet101": ("deeplabv3", {"num_classes": 21}),
+    "deeplabv3plus_xception65": ("deeplabv3plus", {"num_classes": 21}),
+    "deeplabv3plus_mobilenetv2": ("deeplabv3plus", {"num_classes": 21, "backbone": "mobilenetv2"}),
+    "lraspp_mobilenetv3large": ("lraspp", {"num_classes": 21}),
+    "lpsnet_resnet50": ("lpsnet", {"num_classes": 21}),
 }
 
 

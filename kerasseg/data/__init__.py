@@ -1,0 +1,53 @@
+"""Datasets, augmentation and the synthetic scene generator.
+
+`kerasseg.data` resolves names on first use, so `kerasseg.data.synthetic`
+(numpy and OpenCV only) loads without TensorFlow.
+
+Example:
+    >>> from kerasseg import data
+    >>> train = data.pipeline(data.synthetic_dataset("train"), training=True,
+    ...                       crop_size=(96, 96), batch_size=16)
+    >>> val = data.pipeline(data.load_dataset("voc", "/data/VOC2012", "val"),
+    ...                     training=False, batch_size=1)
+"""
+
+import importlib
+
+# Public name -> module that defines it.
+_LAZY_ATTRIBUTES = {
+    **dict.fromkeys(
+        (
+            "load_dataset", "validate", "DATASETS", "DATASET_CLASSES", "voc_dataset",
+            "cityscapes_dataset", "ade20k_dataset", "coco_panoptic_dataset",
+            "coco_panoptic_categories", "folder_dataset", "decode_image_file",
+            "decode_index_png", "voc_palette", "VOC_CLASSES", "CITYSCAPES_CLASSES",
+            "CITYSCAPES_TRAIN_IDS", "ADE20K_CLASSES",
+        ),
+        "kerasseg.data.readers",
+    ),
+    **dict.fromkeys(
+        (
+            "pipeline", "augment", "random_scale", "random_crop", "random_flip",
+            "photometric_jitter", "pad_to_size", "IMAGENET_MEAN",
+        ),
+        "kerasseg.data.augment",
+    ),
+    **dict.fromkeys(
+        ("synthetic_dataset", "make_scene", "write_synthetic_folder"),
+        "kerasseg.data.synthetic",
+    ),
+}
+_SUBMODULES = ("augment", "readers", "synthetic")
+IGNORE_LABEL = 255
+
+
+def __getattr__(name):
+    if name in _SUBMODULES:
+        return importlib.import_module(f"kerasseg.data.{name}")
+    if name in _LAZY_ATTRIBUTES:
+        return getattr(importlib.import_module(_LAZY_ATTRIBUTES[name]), name)
+    raise AttributeError(f"module 'kerasseg.data' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted([*globals(), *_LAZY_ATTRIBUTES, *_SUBMODULES])

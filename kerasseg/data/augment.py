@@ -1,0 +1,298 @@
+"""Joint image/mask augmentation and the training/evaluation input pipeline.
+
+Every random op is stateless and takes a seed of shape (2,), so the same seed
+gives the same augmentation. Geometric ops move image and mask together (the
+image bilinearly, the mask by nearest neighbour); padding fills the image with
+`fill_value` (by default the ImageNet mean pixel) and the mask with the ignore
+label, so padded pixels never count in losses or metrics.
+
+Example:
+    >>> train = pipeline(dataset, training=True, crop_size=(256, 256), batch_size=8)
+    >>> model.fit(train, epochs=10)
+"""
+
+import numpy as np
+import tensorflow as tf
+
+IGNORE_LABEL = 255
+IMAGENET_MEAN = (123.675, 116.28, 103.53)
+
+
+def _fill(fill_value):
+    """A scalar or per-channel fill value as a 3-tuple of floats."""
+    values = [float(v) for v in np.ravel(fill_value)]
+    if len(values) not in (1, 3):
+        raise ValueError(
+            f"`fill_value` must be a number or 3 numbers. Received: fill_value={fill_value!r}"
+        )
+    return tuple(values * 3) if len(values) == 1 else tuple(values)
+
+
+def _seed(seed):
+    return tf.cast(tf.convert_to_tensor(seed), tf.int64)
+
+
+def random_scale(image, mask, seed, min_scale=0.5, max_scale=2.0):
+    """Resize image and mask by one random factor drawn from [min_scale, max_scale].
+
+    Args:
+        image: float (H, W, 3), resized bilinearly.
+        mask: int (H, W), resized by nearest neighbour.
+        seed: Seed of shape (2,).
+        min_scale: Smallest factor.
+        max_scale: Largest factor.
+
+    Returns:
+        (image, mask) of the new size.
+    """
+    scale = tf.random.stateless_uniform([], _seed(seed), min_scale, max_scale)
+    size = tf.cast(tf.shape(image)[:2], tf.float32) * scale
+    size = tf.maximum(tf.cast(tf.round(size), tf.int32), 1)
+    image = tf.image.resize(image, size, method="bilinear")
+    mask = tf.image.resize(mask[..., None], size, method="nearest")[..., 0]
+    return image, mask
+
+
+def pad_to_size(image, mask, size, fill_value=IMAGENET_MEAN, ignore_label=IGNORE_LABEL):
+    """Pad bottom/right to at least `size`: image with `fill_value`, mask with the ignore label.
+
+    Args:
+        image: float (H, W, 3).
+        mask: int (H, W).
+        size: (height, width) to reach.
+        fill_value: Image padding value, one number or one per channel.
+        ignore_label: Mask padding value.
+
+    Returns:
+        (image, mask) of at least `size`.
+    """
+    height, width = tf.shape(image)[0], tf.shape(image)[1]
+    paddings = [[0, tf.maximum(size[0] - height, 0)], [0, tf.maximum(size[1] - width, 0)]]
+    fill = tf.constant(_fill(fill_value), image.dtype)
+    image = tf.pad(image - fill, paddings + [[0, 0]]) + fill
+    mask = tf.pad(mask, paddings, constant_values=ignore_label)
+    return image, mask
+
+
+def random_crop(image, mask, size, seed, fill_value=IMAGENET_MEAN,
+                ignore_label=IGNORE_LABEL):
+    """Pad to at least `size`, then crop a random `size` window from image and mask.
+
+    Args:
+        image: float (H, W, 3).
+        mask: int (H, W).
+        size: (height, width) of the crop.
+        seed: Seed of shape (2,).
+        fill_value: Image padding value, one number or one per channel.
+        ignore_label: Mask padding value.
+
+    Returns:
+        (image, mask) of size `size`.
+    """
+    image, mask = pad_to_size(image, mask, size, fill_value, ignore_label)
+    limit = tf.shape(mask) - tf.constant(size, tf.int32) + 1
+    offset = tf.random.stateless_uniform([2], _seed(seed), 0, tf.int32.max, dtype=tf.int32)
+    offset = offset % limit
+    image = tf.slice(image, [offset[0], offset[1], 0], [size[0], size[1], -1])
+    mask = tf.slice(mask, offset, size)
+    return image, mask
+
+
+def random_flip(image, mask, seed):
+    """Flip image and mask left-right together with probability 0.5.
+
+    Args:
+        image: (H, W, 3).
+        mask: (H, W).
+        seed: Seed of shape (2,).
+
+    Returns:
+        (image, mask), both flipped or neither.
+    """
+    flip = tf.random.stateless_uniform([], _seed(seed)) < 0.5
+    image = tf.where(flip, tf.reverse(image, [1]), image)
+    mask = tf.where(flip, tf.reverse(mask, [1]), mask)
+    return image, mask
+
+
+def photometric_jitter(image, seed, brightness=0.125, contrast=0.25, saturation=0.25,
+                       hue=0.05):
+    """Random brightness, contrast, saturation and hue on a [0, 255] image.
+
+    Args:
+        image: float32 (H, W, 3) in [0, 255].
+        seed: Seed of shape (2,).
+        brightness: Maximum brightness shift, as a fraction of 255.
+        contrast: Contrast factor range is [1 - contrast, 1 + contrast].
+        saturation: Saturation factor range is [1 - saturation, 1 + saturation].
+        hue: Maximum hue shift (fraction of the colour wheel, <= 0.5).
+
+    Returns:
+        The jittered image, clipped to [0, 255].
+    """
+    seeds = tf.random.experimental.stateless_split(_seed(seed), 4)
+    image = image / 255.0
+    if brightness:
+        image = tf.image.stateless_random_brightness(image, brightness, seeds[0])
+    if contrast:
+        image = tf.image.stateless_random_contrast(image, 1 - contrast, 1 + contrast, seeds[1])
+    image = tf.clip_by_value(image, 0.0, 1.0)
+    if saturation:
+        image = tf.image.stateless_random_saturation(
+            image, 1 - saturation, 1 + saturation, seeds[2]
+        )
+    if hue:
+        image = tf.image.stateless_random_hue(image, hue, seeds[3])
+    return tf.clip_by_value(image, 0.0, 1.0) * 255.0
+
+
+def augment(image, mask, seed, crop_size, min_scale=0.5, max_scale=2.0, flip=True,
+            jitter=True, fill_value=IMAGENET_MEAN, ignore_label=IGNORE_LABEL):
+    """Random scale, padded random crop, flip and photometric jitter of one example.
+
+    Args:
+        image: float32 (H, W, 3) in [0, 255].
+        mask: int32 (H, W).
+        seed: Seed of shape (2,); the same seed gives the same result.
+        crop_size: (height, width) of the output, or None for no crop.
+        min_scale: Smallest scale factor; set min_scale = max_scale = 1 to skip.
+        max_scale: Largest scale factor.
+        flip: Random horizontal flips.
+        jitter: Photometric jitter (image only).
+        fill_value: Image padding value per channel.
+        ignore_label: Mask padding value.
+
+    Returns:
+        (image float32, mask int32), of size `crop_size` when given.
+    """
+    seeds = tf.random.experimental.stateless_split(_seed(seed), 4)
+    image = tf.cast(image, tf.float32)
+    mask = tf.cast(mask, tf.int32)
+    if (min_scale, max_scale) != (1.0, 1.0):
+        image, mask = random_scale(image, mask, seeds[0], min_scale, max_scale)
+    if crop_size is not None:
+        image, mask = random_crop(image, mask, crop_size, seeds[1], fill_value, ignore_label)
+    if flip:
+        image, mask = random_flip(image, mask, seeds[2])
+    if jitter:
+        image = photometric_jitter(image, seeds[3])
+    return image, mask
+
+
+def _check_size(argument, value):
+    if value is None:
+        return None
+    if isinstance(value, int):
+        value = (value, value)
+    if (
+        not isinstance(value, (tuple, list))
+        or len(value) != 2
+        or not all(isinstance(v, int) and v > 0 for v in value)
+    ):
+        raise ValueError(
+            f"`{argument}` must be (height, width) of positive integers, an integer or None. "
+            f"Received: {argument}={value!r}"
+        )
+    return tuple(value)
+
+
+def pipeline(dataset, training=True, crop_size=None, batch_size=None, seed=0,
+             shuffle_buffer=256, min_scale=0.5, max_scale=2.0, flip=True, jitter=True,
+             fill_value=IMAGENET_MEAN, ignore_label=IGNORE_LABEL, reseed_each_epoch=True,
+             drop_remainder=None, prefetch=True):
+    """Prepare a dataset of (image, mask) for `fit` (augmented) or `evaluate`.
+
+    Training: shuffle, `augment` each example with its own seed, then batch.
+    With `reseed_each_epoch`, every pass over the dataset draws new seeds (the
+    whole sequence is fixed by `seed`); without it, example i of a pass gets
+    seed (seed, i) every time, which suits a stream that already holds all its
+    epochs (and stays identical however many devices read it). Every example
+    has size `crop_size`, so `crop_size` is required unless scaling is off and
+    all images share one size. Evaluation: no augmentation; batches of images
+    of different sizes are padded to the largest (image with `fill_value`,
+    mask with the ignore label), so padding is never scored.
+
+    Args:
+        dataset: A dataset of (image (H, W, 3), mask (H, W)), e.g. from
+            `load_dataset` or `synthetic_dataset`.
+        training: Augment and shuffle (True) or not (False).
+        crop_size: Training crop (height, width) or an int for a square crop.
+        batch_size: Examples per batch, or None to return single examples.
+        seed: Seed of the shuffle and of the augmentation.
+        shuffle_buffer: Shuffle buffer size (training only; 0 = no shuffle).
+        min_scale: Smallest random scale factor (training).
+        max_scale: Largest random scale factor (training).
+        flip: Random horizontal flips (training).
+        jitter: Photometric jitter (training).
+        fill_value: Image padding value, one number or one per channel.
+        ignore_label: Mask padding value.
+        reseed_each_epoch: Draw new augmentation seeds on every pass (training).
+        drop_remainder: Drop the last partial batch; None means `training`.
+        prefetch: Prefetch (AUTOTUNE).
+
+    Returns:
+        A `tf.data.Dataset` of (images float32 (B, H, W, 3), masks int32
+        (B, H, W)), or of single examples when `batch_size` is None.
+
+    Example:
+        >>> train = pipeline(synthetic_dataset("train"), True, crop_size=96, batch_size=16)
+        >>> val = pipeline(synthetic_dataset("val"), False, batch_size=16)
+    """
+    crop_size = _check_size("crop_size", crop_size)
+    if batch_size is not None and (
+        isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1
+    ):
+        raise ValueError(f"`batch_size` must be None or an integer >= 1. Received: {batch_size=}")
+    if not 0 < min_scale <= max_scale:
+        raise ValueError(
+            "`min_scale` and `max_scale` must satisfy 0 < min_scale <= max_scale. "
+            f"Received: min_scale={min_scale}, max_scale={max_scale}"
+        )
+    if training and crop_size is None and (min_scale, max_scale) != (1.0, 1.0):
+        raise ValueError(
+            "`crop_size` is required for training with random scaling (batches need one "
+            "size). Pass crop_size=(height, width), or min_scale=max_scale=1."
+        )
+    fill = tf.constant(_fill(fill_value), tf.float32)
+    if drop_remainder is None:
+        drop_remainder = bool(training)
+
+    def cast(image, mask):
+        return tf.cast(image, tf.float32), tf.cast(mask, tf.int32)
+
+    dataset = dataset.map(cast, num_parallel_calls=tf.data.AUTOTUNE)
+    if training:
+        if shuffle_buffer:
+            dataset = dataset.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+        if reseed_each_epoch:
+            seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
+        else:
+            seeds = tf.data.Dataset.counter().map(lambda i: tf.stack([tf.cast(seed, tf.int64), i]))
+        dataset = tf.data.Dataset.zip((dataset, seeds))
+
+        def augment_example(example, example_seed):
+            image, mask = augment(
+                example[0], example[1], example_seed, crop_size, float(min_scale),
+                float(max_scale), flip, jitter, fill_value, ignore_label,
+            )
+            if crop_size is not None:
+                image = tf.ensure_shape(image, [*crop_size, 3])
+                mask = tf.ensure_shape(mask, crop_size)
+            return image, mask
+
+        dataset = dataset.map(augment_example, num_parallel_calls=tf.data.AUTOTUNE)
+        if batch_size is not None:
+            dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
+    elif batch_size is not None:
+        # padded_batch pads with one scalar: pad (image - fill) with 0, then add fill back.
+        dataset = dataset.map(lambda image, mask: (image - fill, mask))
+        dataset = dataset.padded_batch(
+            batch_size,
+            padded_shapes=([None, None, 3], [None, None]),
+            padding_values=(0.0, tf.constant(ignore_label, tf.int32)),
+            drop_remainder=drop_remainder,
+        )
+        dataset = dataset.map(lambda images, masks: (images + fill, masks))
+    if prefetch:
+        dataset = dataset.prefetch(tf.data.AUTOTUNE)
+    return dataset

@@ -1,0 +1,615 @@
+"""`tf.data` readers for the real dataset layouts.
+
+Each reader lists its split's files in Python first, so a missing root, list
+file or image/mask, or an empty split raises before training starts, naming
+the path. Decoding runs in the `tf.data` map function, where checks that name
+the file raise `InvalidArgumentError` at the first batch that holds it: a file
+that is not an image (empty, truncated PNG, wrong format), a mask whose size
+does not match its image, or a label outside `[0, num_classes)` other than the
+ignore label 255. `validate` decodes a whole split up front and reports every
+bad file at once.
+
+Every reader yields `(image float32 (H, W, 3) RGB in [0, 255], mask int32 (H, W))`
+with train ids in `[0, num_classes)` and 255 for ignored pixels.
+
+Example:
+    >>> dataset = load_dataset("voc", "/data/VOCdevkit/VOC2012", split="train_aug")
+    >>> dataset = pipeline(dataset, training=True, crop_size=(513, 513), batch_size=8)
+"""
+
+import glob
+import json
+import os
+
+import numpy as np
+import tensorflow as tf
+
+from kerasseg.utils import check_choice, check_positive_int
+
+IGNORE_LABEL = 255
+
+VOC_CLASSES = (
+    "background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat",
+    "chair", "cow", "diningtable", "dog", "horse", "motorbike", "person", "pottedplant",
+    "sheep", "sofa", "train", "tvmonitor",
+)
+CITYSCAPES_CLASSES = (
+    "road", "sidewalk", "building", "wall", "fence", "pole", "traffic light", "traffic sign",
+    "vegetation", "terrain", "sky", "person", "rider", "car", "truck", "bus", "train",
+    "motorcycle", "bicycle",
+)
+# labelId -> trainId as in cityscapesscripts/helpers/labels.py; every other id is ignored.
+CITYSCAPES_TRAIN_IDS = {
+    7: 0, 8: 1, 11: 2, 12: 3, 13: 4, 17: 5, 19: 6, 20: 7, 21: 8, 22: 9, 23: 10, 24: 11,
+    25: 12, 26: 13, 27: 14, 28: 15, 31: 16, 32: 17, 33: 18,
+}
+ADE20K_CLASSES = (
+    "wall", "building", "sky", "floor", "tree", "ceiling", "road", "bed", "windowpane",
+    "grass", "cabinet", "sidewalk", "person", "earth", "door", "table", "mountain", "plant",
+    "curtain", "chair", "car", "water", "painting", "sofa", "shelf", "house", "sea", "mirror",
+    "rug", "field", "armchair", "seat", "fence", "desk", "rock", "wardrobe", "lamp",
+    "bathtub", "railing", "cushion", "base", "box", "column", "signboard",
+    "chest of drawers", "counter", "sand", "sink", "skyscraper", "fireplace", "refrigerator",
+    "grandstand", "path", "stairs", "runway", "case", "pool table", "pillow", "screen door",
+    "stairway", "river", "bridge", "bookcase", "blind", "coffee table", "toilet", "flower",
+    "book", "hill", "bench", "countertop", "stove", "palm", "kitchen island", "computer",
+    "swivel chair", "boat", "bar", "arcade machine", "hovel", "bus", "towel", "light",
+    "truck", "tower", "chandelier", "awning", "streetlight", "booth", "television receiver",
+    "airplane", "dirt track", "apparel", "pole", "land", "bannister", "escalator", "ottoman",
+    "bottle", "buffet", "poster", "stage", "van", "ship", "fountain", "conveyer belt",
+    "canopy", "washer", "plaything", "swimming pool", "stool", "barrel", "basket",
+    "waterfall", "tent", "bag", "minibike", "cradle", "oven", "ball", "food", "step", "tank",
+    "trade name", "microwave", "pot", "animal", "bicycle", "lake", "dishwasher", "screen",
+    "blanket", "sculpture", "hood", "sconce", "vase", "traffic light", "tray", "ashcan",
+    "fan", "pier", "crt screen", "plate", "monitor", "bulletin board", "shower", "radiator",
+    "glass", "clock", "flag",
+)
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
+
+
+def voc_palette(num_colours=256):
+    """The PASCAL VOC colour map: (num_colours, 3) uint8, index 255 = (224, 224, 192).
+
+    Args:
+        num_colours: Number of entries.
+
+    Returns:
+        A uint8 array (num_colours, 3).
+    """
+    palette = np.zeros((num_colours, 3), np.uint8)
+    for index in range(num_colours):
+        value, colour = index, [0, 0, 0]
+        for bit in range(8):
+            for channel in range(3):
+                colour[channel] |= ((value >> channel) & 1) << (7 - bit)
+            value >>= 3
+        palette[index] = colour
+    return palette
+
+
+# === Decoding, with checks that name the file ===
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_IMAGE_SIGNATURES = (b"\xff\xd8\xff", _PNG_SIGNATURE, b"BM", b"GIF8")
+
+
+def _starts_with(contents, prefix):
+    return tf.strings.substr(contents, 0, len(prefix)) == prefix
+
+
+def _checked(tensor, condition, message, *data):
+    assertion = tf.debugging.Assert(condition, [message, *data], summarize=6)
+    with tf.control_dependencies([assertion]):
+        return tf.identity(tensor)
+
+
+def _check_png(contents, path):
+    """Assert a complete PNG: signature, IHDR and the IEND trailer (truncation)."""
+    length = tf.strings.length(contents)
+    complete = (
+        (length >= 45)
+        & _starts_with(contents, _PNG_SIGNATURE)
+        & (tf.strings.substr(contents, tf.maximum(length - 8, 0), 4) == b"IEND")
+    )
+    return _checked(contents, complete, "Not a complete PNG file (empty, truncated or another "
+                    "format):", path)
+
+
+def _png_header(contents):
+    """(bit depth, colour type) from the IHDR chunk."""
+    header = tf.io.decode_raw(tf.strings.substr(contents, 24, 2), tf.uint8)
+    return tf.cast(header[0], tf.int32), tf.cast(header[1], tf.int32)
+
+
+def decode_image_file(path):
+    """Read an RGB image file as float32 (H, W, 3) in [0, 255]; errors name the file.
+
+    Args:
+        path: String tensor, a JPEG, PNG, BMP or GIF file.
+
+    Returns:
+        float32 (H, W, 3) RGB.
+    """
+    contents = tf.io.read_file(path)
+    known = tf.reduce_any(tf.stack([_starts_with(contents, s) for s in _IMAGE_SIGNATURES]))
+    contents = _checked(contents, known, "Not a JPEG/PNG/BMP/GIF image (empty or corrupt "
+                        "file):", path)
+    contents = tf.cond(
+        _starts_with(contents, _PNG_SIGNATURE),
+        lambda: _check_png(contents, path),
+        lambda: contents,
+    )
+    # TensorFlow's default JPEG IDCT is the fast, inexact one; decode as PIL/OpenCV do.
+    image = tf.cond(
+        _starts_with(contents, _IMAGE_SIGNATURES[0]),
+        lambda: tf.io.decode_jpeg(contents, channels=3, dct_method="INTEGER_ACCURATE"),
+        lambda: tf.io.decode_image(contents, channels=3, expand_animations=False),
+    )
+    image.set_shape([None, None, 3])
+    return tf.cast(image, tf.float32)
+
+
+def _read_label_png(path, colour_types, expected):
+    contents = _check_png(tf.io.read_file(path), path)
+    depth, colour_type = _png_header(contents)
+    allowed = tf.reduce_any(tf.equal(colour_type, colour_types)) & tf.equal(depth, 8)
+    if 3 in colour_types:
+        # Palette PNGs with few colours are stored with 1-4 bits per index (PIL does so);
+        # grayscale ones are not accepted below 8 bits, as libpng would rescale the ids.
+        allowed |= tf.equal(colour_type, 3) & tf.reduce_any(tf.equal(depth, [1, 2, 4]))
+    return _checked(contents, allowed, f"Mask must be {expected}; got bit depth/colour type",
+                    depth, colour_type, "in", path), colour_type
+
+
+def decode_index_png(path):
+    """Class ids from an 8-bit grayscale PNG, or from a VOC-palette (or RGB) PNG.
+
+    Palette PNGs are decoded to RGB by TensorFlow and mapped back through the
+    VOC colour map; a colour outside the map is an error naming the file.
+
+    Args:
+        path: String tensor, the PNG file.
+
+    Returns:
+        int32 (H, W) class ids.
+    """
+    contents, colour_type = _read_label_png(
+        path, [0, 2, 3], "an 8-bit grayscale, a palette or an 8-bit RGB PNG of class ids"
+    )
+
+    def from_palette():
+        rgb = tf.cast(tf.io.decode_png(contents, channels=3), tf.int32)
+        index = tf.zeros_like(rgb[..., 0])
+        for bit in range(3):  # inverse of voc_palette for indices < 256
+            for channel in range(3):
+                index += (rgb[..., channel] // 2 ** (7 - bit)) % 2 * 2 ** (3 * bit + channel)
+        index = index % 256
+        in_palette = tf.reduce_all(tf.gather(tf.constant(voc_palette(), tf.int32), index) == rgb)
+        return _checked(index, in_palette, "Mask has colours outside the VOC palette:", path)
+
+    def from_grayscale():
+        return tf.cast(tf.io.decode_png(contents, channels=1)[..., 0], tf.int32)
+
+    return tf.cond(colour_type == 0, from_grayscale, from_palette)
+
+
+def _decode_grayscale(path, expected):
+    contents, _ = _read_label_png(path, [0], expected)
+    return tf.cast(tf.io.decode_png(contents, channels=1)[..., 0], tf.int32)
+
+
+def _decode_cityscapes(path):
+    table = np.full(256, IGNORE_LABEL, np.int32)
+    for label_id, train_id in CITYSCAPES_TRAIN_IDS.items():
+        table[label_id] = train_id
+    ids = _decode_grayscale(path, "an 8-bit grayscale *_gtFine_labelIds.png")
+    return tf.gather(tf.constant(table), ids)
+
+
+def _decode_ade20k(path):
+    ids = _decode_grayscale(path, "an 8-bit grayscale ADE20K annotation")
+    return tf.where(ids == 0, IGNORE_LABEL, ids - 1)
+
+
+def _decode_coco_panoptic(path, segment_ids, segment_labels):
+    contents, _ = _read_label_png(path, [2], "an 8-bit RGB COCO panoptic PNG")
+    rgb = tf.cast(tf.io.decode_png(contents, channels=3), tf.int32)
+    ids = rgb[..., 0] + 256 * rgb[..., 1] + 256 * 256 * rgb[..., 2]
+    order = tf.argsort(segment_ids)
+    sorted_ids, sorted_labels = tf.gather(segment_ids, order), tf.gather(segment_labels, order)
+    position = tf.searchsorted(sorted_ids, tf.reshape(ids, [-1]))
+    position = tf.reshape(tf.minimum(position, tf.size(sorted_ids) - 1), tf.shape(ids))
+    listed = tf.gather(sorted_ids, position) == ids
+    labels = tf.where(listed, tf.gather(sorted_labels, position), IGNORE_LABEL)
+    return _checked(labels, tf.reduce_all(listed), "Panoptic PNG has segment ids missing from "
+                    "its segments_info in the JSON:", path)
+
+
+def _make_loader(decode_mask, num_classes, ignore_label=IGNORE_LABEL):
+    def load(image_path, mask_path, *extras):
+        image = decode_image_file(image_path)
+        mask = decode_mask(mask_path, *extras)
+        same_size = tf.reduce_all(tf.shape(image)[:2] == tf.shape(mask))
+        mask = _checked(mask, same_size, "Mask size does not match its image: mask",
+                        mask_path, tf.shape(mask), "image", image_path, tf.shape(image)[:2])
+        in_range = ((mask >= 0) & (mask < num_classes)) | (mask == ignore_label)
+        others = tf.where(mask == ignore_label, 0, mask)
+        mask = _checked(mask, tf.reduce_all(in_range),
+                        f"Mask has labels outside [0, {num_classes}) other than "
+                        f"{ignore_label} (after mapping to train ids):", mask_path,
+                        "min/max", tf.reduce_min(others), tf.reduce_max(others))
+        mask.set_shape([None, None])
+        return image, mask
+
+    return load
+
+
+# === Listing files, in Python, before training ===
+
+
+def _require_dir(path, what):
+    if not os.path.isdir(path):
+        raise FileNotFoundError(f"{what} not found: {path}")
+    return path
+
+
+def _check_pairs(images, masks, where):
+    if not images:
+        raise ValueError(f"Empty split: no examples found in {where}")
+    missing = [p for pair in zip(images, masks, strict=True) for p in pair
+               if not os.path.isfile(p)]
+    if missing:
+        shown = "\n  ".join(missing[:5])
+        raise FileNotFoundError(
+            f"{len(missing)} file(s) listed in {where} are missing, e.g.:\n  {shown}"
+        )
+    return images, masks
+
+
+def _read_list(list_file):
+    if not os.path.isfile(list_file):
+        raise FileNotFoundError(f"Split list not found: {list_file}")
+    with open(list_file) as f:
+        return [line.split() for line in f if line.strip()]
+
+
+def _voc_root(root):
+    nested = os.path.join(root, "VOC2012")
+    return nested if os.path.isdir(nested) else root
+
+
+def _voc_source(root, split):
+    check_choice("split", split, ("train", "val", "trainval", "train_aug", "trainval_aug"))
+    root = _require_dir(_voc_root(os.fspath(root)), "PASCAL VOC 2012 root")
+    list_file = os.path.join(root, "ImageSets", "Segmentation", f"{split}.txt")
+    mask_dir = "SegmentationClassAug" if split.endswith("_aug") else "SegmentationClass"
+    images, masks = [], []
+    for entry in _read_list(list_file):
+        if len(entry) == 2:  # "/JPEGImages/x.jpg /SegmentationClassAug/x.png" (DeepLab lists)
+            images.append(os.path.join(root, entry[0].lstrip("/")))
+            masks.append(os.path.join(root, entry[1].lstrip("/")))
+        else:
+            images.append(os.path.join(root, "JPEGImages", f"{entry[0]}.jpg"))
+            masks.append(os.path.join(root, mask_dir, f"{entry[0]}.png"))
+    return _check_pairs(images, masks, list_file), (), decode_index_png, len(VOC_CLASSES)
+
+
+def _cityscapes_source(root, split):
+    check_choice("split", split, ("train", "val", "test"))
+    root = os.fspath(root)
+    image_dir = _require_dir(os.path.join(root, "leftImg8bit", split), "Cityscapes images")
+    images = sorted(glob.glob(os.path.join(image_dir, "*", "*_leftImg8bit.png")))
+    masks = [
+        os.path.join(root, "gtFine", split, os.path.basename(os.path.dirname(path)),
+                     os.path.basename(path).replace("_leftImg8bit.png", "_gtFine_labelIds.png"))
+        for path in images
+    ]
+    pairs = _check_pairs(images, masks, image_dir)
+    return pairs, (), _decode_cityscapes, len(CITYSCAPES_CLASSES)
+
+
+def _ade20k_source(root, split):
+    split = {"train": "training", "val": "validation"}.get(split, split)
+    check_choice("split", split, ("training", "validation"))
+    root = os.fspath(root)
+    nested = os.path.join(root, "ADEChallengeData2016")
+    root = nested if os.path.isdir(nested) else root
+    image_dir = _require_dir(os.path.join(root, "images", split), "ADE20K images")
+    images = sorted(glob.glob(os.path.join(image_dir, "*.jpg")))
+    masks = [
+        os.path.join(root, "annotations", split,
+                     os.path.splitext(os.path.basename(path))[0] + ".png")
+        for path in images
+    ]
+    return _check_pairs(images, masks, image_dir), (), _decode_ade20k, len(ADE20K_CLASSES)
+
+
+def coco_panoptic_categories(root, split="val"):
+    """COCO panoptic categories sorted by id; contiguous train id = position in the list.
+
+    Args:
+        root: COCO root folder (holding `annotations/`).
+        split: "train" or "val".
+
+    Returns:
+        The list of category dicts from the JSON file.
+    """
+    return _coco_annotations(os.fspath(root), split)[1]
+
+
+def _coco_annotations(root, split):
+    check_choice("split", split, ("train", "val"))
+    json_file = os.path.join(root, "annotations", f"panoptic_{split}2017.json")
+    if not os.path.isfile(json_file):
+        raise FileNotFoundError(f"COCO panoptic annotation file not found: {json_file}")
+    try:
+        with open(json_file) as f:
+            data = json.load(f)
+        categories = sorted(data["categories"], key=lambda c: c["id"])
+        return data, categories, json_file
+    except (ValueError, KeyError) as error:
+        raise ValueError(f"{json_file}: not a COCO panoptic annotation file ({error!r})") from None
+
+
+def _coco_panoptic_source(root, split):
+    root = os.fspath(root)
+    data, categories, json_file = _coco_annotations(root, split)
+    train_ids = {c["id"]: index for index, c in enumerate(categories)}
+    image_files = {image["id"]: image["file_name"] for image in data.get("images", [])}
+    images, masks, segment_ids, segment_labels = [], [], [], []
+    for annotation in data.get("annotations", []):
+        image_name = image_files.get(
+            annotation["image_id"], os.path.splitext(annotation["file_name"])[0] + ".jpg"
+        )
+        images.append(os.path.join(root, f"{split}2017", image_name))
+        masks.append(os.path.join(root, "annotations", f"panoptic_{split}2017",
+                                  annotation["file_name"]))
+        ids, labels = [0], [IGNORE_LABEL]  # id 0 is void
+        for segment in annotation["segments_info"]:
+            if segment["category_id"] not in train_ids:
+                raise ValueError(
+                    f"{json_file}: segment {segment['id']} of {annotation['file_name']} has "
+                    f"category_id {segment['category_id']}, not in the categories list."
+                )
+            ids.append(segment["id"])
+            crowd = segment.get("iscrowd", 0)
+            labels.append(IGNORE_LABEL if crowd else train_ids[segment["category_id"]])
+        segment_ids.append(ids)
+        segment_labels.append(labels)
+    pairs = _check_pairs(images, masks, json_file)
+    extras = (tf.ragged.constant(segment_ids, tf.int32), tf.ragged.constant(segment_labels,
+                                                                            tf.int32))
+    return pairs, extras, _decode_coco_panoptic, len(categories)
+
+
+def _folder_source(root, split=None, num_classes=None, ignore_label=IGNORE_LABEL):
+    if num_classes is None:
+        raise ValueError("The folder reader needs `num_classes` to check mask labels.")
+    check_positive_int("num_classes", num_classes)
+    root = os.fspath(root)
+    base = root if split is None else os.path.join(root, split)
+    image_dir = _require_dir(
+        os.path.join(base, "images"),
+        "Image folder" + ("" if split is None else " (pass split=None for root/images)"),
+    )
+    images = sorted(p for p in glob.glob(os.path.join(image_dir, "*"))
+                    if p.lower().endswith(IMAGE_EXTENSIONS))
+    masks = [os.path.join(base, "masks", os.path.splitext(os.path.basename(p))[0] + ".png")
+             for p in images]
+    pairs = _check_pairs(images, masks, image_dir)
+    return pairs, (), decode_index_png, num_classes, ignore_label
+
+
+_SOURCES = {
+    "voc": _voc_source,
+    "cityscapes": _cityscapes_source,
+    "ade20k": _ade20k_source,
+    "coco_panoptic": _coco_panoptic_source,
+    "folder": _folder_source,
+}
+
+
+def _build(name, root, split, **kwargs):
+    check_choice("name", name, tuple(_SOURCES))
+    (images, masks), extras, decode_mask, num_classes, *ignore = _SOURCES[name](
+        root, split, **kwargs
+    )
+    slices = tf.data.Dataset.from_tensor_slices((images, masks, *extras))
+    return slices, _make_loader(decode_mask, num_classes, *ignore), num_classes
+
+
+def _dataset(name, root, split, shuffle_files, seed, **kwargs):
+    slices, load, _ = _build(name, root, split, **kwargs)
+    if shuffle_files:
+        slices = slices.shuffle(int(slices.cardinality()), seed=seed,
+                                reshuffle_each_iteration=True)
+    return slices.map(load, num_parallel_calls=tf.data.AUTOTUNE)
+
+
+def voc_dataset(root, split="train", shuffle_files=False, seed=None):
+    """PASCAL VOC 2012 (21 classes), SBD-augmented with split "train_aug".
+
+    Layout: `[VOC2012/]JPEGImages/*.jpg`, `SegmentationClass/*.png` (palette),
+    `ImageSets/Segmentation/{split}.txt`; splits train, val, trainval, and
+    train_aug / trainval_aug (SBD masks in `SegmentationClassAug/`, list
+    `ImageSets/Segmentation/train_aug.txt`: one stem, or an image and a mask
+    path, per line). The VOC border label 255 is ignored.
+
+    Args:
+        root: Dataset root folder.
+        split: Split name (see above).
+        shuffle_files: Shuffle the file order (reshuffled every epoch).
+        seed: Seed of the file shuffle.
+
+    Returns:
+        A `tf.data.Dataset` of (image float32 (H, W, 3), mask int32 (H, W)).
+    """
+    return _dataset("voc", root, split, shuffle_files, seed)
+
+
+def cityscapes_dataset(root, split="train", shuffle_files=False, seed=None):
+    """Cityscapes fine annotations, label ids mapped to the 19 train ids.
+
+    Layout: `leftImg8bit/{split}/{city}/*_leftImg8bit.png`,
+    `gtFine/{split}/{city}/*_gtFine_labelIds.png`; splits train, val, test.
+
+    Args:
+        root: Dataset root folder.
+        split: Split name (see above).
+        shuffle_files: Shuffle the file order (reshuffled every epoch).
+        seed: Seed of the file shuffle.
+
+    Returns:
+        A `tf.data.Dataset` of (image float32 (H, W, 3), mask int32 (H, W)).
+    """
+    return _dataset("cityscapes", root, split, shuffle_files, seed)
+
+
+def ade20k_dataset(root, split="training", shuffle_files=False, seed=None):
+    """ADE20K SceneParsing (150 classes); label 0 ignored, others shifted by -1.
+
+    Layout: `[ADEChallengeData2016/]images/{training,validation}/*.jpg`,
+    `annotations/{training,validation}/*.png`; "train"/"val" are accepted.
+
+    Args:
+        root: Dataset root folder.
+        split: Split name (see above).
+        shuffle_files: Shuffle the file order (reshuffled every epoch).
+        seed: Seed of the file shuffle.
+
+    Returns:
+        A `tf.data.Dataset` of (image float32 (H, W, 3), mask int32 (H, W)).
+    """
+    return _dataset("ade20k", root, split, shuffle_files, seed)
+
+
+def coco_panoptic_dataset(root, split="train", shuffle_files=False, seed=None):
+    """COCO panoptic 2017 as semantic segmentation.
+
+    Layout: `annotations/panoptic_{split}2017.json`,
+    `annotations/panoptic_{split}2017/*.png` (segment id = R + 256 G + 256² B),
+    `{split}2017/*.jpg`; categories sorted by id become contiguous train ids
+    (`coco_panoptic_categories`); crowd and void pixels are ignored.
+
+    Args:
+        root: Dataset root folder.
+        split: Split name (see above).
+        shuffle_files: Shuffle the file order (reshuffled every epoch).
+        seed: Seed of the file shuffle.
+
+    Returns:
+        A `tf.data.Dataset` of (image float32 (H, W, 3), mask int32 (H, W)).
+    """
+    return _dataset("coco_panoptic", root, split, shuffle_files, seed)
+
+
+def folder_dataset(root, split=None, num_classes=None, shuffle_files=False, seed=None,
+                   ignore_label=IGNORE_LABEL):
+    """A generic folder: `root[/split]/images/*` and `masks/<same stem>.png`.
+
+    Masks are 8-bit grayscale class ids or VOC-palette PNGs. `split=None`
+    reads `root/images`. `num_classes` is required, to check the labels;
+    `ignore_label` is the one other value a mask may hold (kept as is).
+
+    Args:
+        root: Folder holding the split folders, or `images/` and `masks/` itself.
+        split: Split folder name, or None.
+        num_classes: Number of classes.
+        shuffle_files: Shuffle the file order (reshuffled every epoch).
+        seed: Seed of the file shuffle.
+        ignore_label: The mask value meaning "ignore".
+
+    Returns:
+        A `tf.data.Dataset` of (image float32 (H, W, 3), mask int32 (H, W)).
+    """
+    return _dataset("folder", root, split, shuffle_files, seed, num_classes=num_classes,
+                    ignore_label=ignore_label)
+
+
+DATASETS = {
+    "voc": voc_dataset,
+    "cityscapes": cityscapes_dataset,
+    "ade20k": ade20k_dataset,
+    "coco_panoptic": coco_panoptic_dataset,
+    "folder": folder_dataset,
+}
+DATASET_CLASSES = {
+    "voc": VOC_CLASSES,
+    "cityscapes": CITYSCAPES_CLASSES,
+    "ade20k": ADE20K_CLASSES,
+}
+
+
+def load_dataset(name, root, split="train", shuffle_files=False, seed=None, **kwargs):
+    """A dataset of (image, mask) pairs read from a dataset's own layout.
+
+    Files are listed at once (missing files or an empty split raise here);
+    images and masks are decoded lazily, with checks that name the file.
+
+    Args:
+        name: One of "voc", "cityscapes", "ade20k", "coco_panoptic", "folder"
+            (the keys of `DATASETS`; each reader's docstring gives its layout).
+        root: Dataset root folder.
+        split: Split name.
+        shuffle_files: Shuffle the file order (reshuffled every epoch).
+        seed: Seed of the file shuffle.
+        **kwargs: Reader options ("folder": `num_classes`, `ignore_label`).
+
+    Returns:
+        A `tf.data.Dataset` of (image float32 (H, W, 3) RGB in [0, 255], mask
+        int32 (H, W) train ids, 255 = ignore).
+
+    Example:
+        >>> dataset = load_dataset("cityscapes", "/data/cityscapes", "val")
+    """
+    check_choice("name", name, tuple(DATASETS))
+    return DATASETS[name](root, split, shuffle_files=shuffle_files, seed=seed, **kwargs)
+
+
+def _error_summary(message):
+    """The informative line of a TensorFlow error (the assertion text, if any)."""
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
+    for line in lines:
+        if line.startswith("assertion failed:"):
+            return line[len("assertion failed:"):].strip()
+    useful = [line for line in lines if not line.startswith(("[[", "Graph execution error",
+                                                             "Detected at", "File "))]
+    return (useful or lines or ["unknown error"])[-1]
+
+
+def validate(name, root, split="train", max_errors=20, **kwargs):
+    """Decode every example of a split and raise one error listing all bad files.
+
+    Slower than training's lazy checks (every file is decoded once), but it
+    finds every problem before training starts.
+
+    Args:
+        name: Reader name, as in `load_dataset`.
+        root: Dataset root folder.
+        split: Split name.
+        max_errors: Stop after this many bad examples.
+        **kwargs: Reader options, as in `load_dataset`.
+
+    Returns:
+        The number of examples checked (all valid).
+    """
+    slices, load, _ = _build(name, root, split, **kwargs)
+    check = tf.function(load, reduce_retracing=True)
+    problems, count = [], 0
+    for element in slices:
+        count += 1
+        try:
+            check(*element)
+        except (tf.errors.InvalidArgumentError, tf.errors.NotFoundError) as error:
+            message = _error_summary(error.message)
+            files = " / ".join(p.decode() for p in (element[0].numpy(), element[1].numpy()))
+            problems.append(f"{files}: {message}")
+            if len(problems) >= max_errors:
+                break
+    if problems:
+        raise ValueError(
+            f"{len(problems)} bad example(s) in {name} split {split!r}:\n  "
+            + "\n  ".join(problems)
+        )
+    return count
+

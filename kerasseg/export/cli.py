@@ -1,0 +1,102 @@
+"""`kerasseg export`: a saved `.keras` model -> SavedModel, TFLite, ONNX or TensorRT.
+
+Examples:
+    kerasseg export model.keras model.tflite --image-size 256 256 --quantization int8 \\
+        --calibration synthetic
+    kerasseg export model.keras model.onnx --image-size 512 512 --nchw
+    kerasseg export model.keras exported/1 --format saved_model --output labels
+"""
+
+import os
+
+FORMATS = ("saved_model", "tflite", "onnx", "tensorrt")
+_EXTENSIONS = {".tflite": "tflite", ".onnx": "onnx", ".engine": "tensorrt", ".plan": "tensorrt"}
+
+
+def add_arguments(parser):
+    parser.add_argument("model", help="a .keras file")
+    parser.add_argument("output_path", help=".tflite, .onnx, .engine/.plan or a directory")
+    parser.add_argument("--format", choices=FORMATS,
+                        help="default: from the output file's extension (directory: saved_model)")
+    parser.add_argument("--image-size", type=int, nargs=2, metavar=("HEIGHT", "WIDTH"))
+    parser.add_argument("--output", default="logits", choices=("logits", "probabilities", "labels"))
+    parser.add_argument("--quantization", choices=("fp16", "dynamic", "int8"),
+                        help="TFLite only (default float32)")
+    parser.add_argument("--io-dtype", default="float32", choices=("float32", "uint8"),
+                        help="TFLite input type (and output type with int8)")
+    parser.add_argument("--calibration", metavar="DIR|synthetic",
+                        help="int8 calibration images: a folder of images or 'synthetic'")
+    parser.add_argument("--calibration-steps", type=int, default=100)
+    parser.add_argument("--allow-flex-ops", action="store_true")
+    parser.add_argument("--nchw", action="store_true", help="ONNX/TensorRT NCHW layout")
+    parser.add_argument("--dynamic-shape", action="store_true", help="ONNX: dynamic batch/size")
+    parser.add_argument("--opset", type=int, default=17)
+    parser.add_argument("--precision", default="fp16", choices=("fp32", "fp16", "int8"),
+                        help="TensorRT precision")
+    parser.add_argument("--labels", help="text file with one class name per line")
+
+
+def _calibration_images(source, image_size, steps):
+    import numpy as np
+
+    if source is None:
+        return None
+    if source == "synthetic":
+        from kerasseg.data.synthetic import make_scene
+
+        return np.stack([make_scene(i, *image_size)["image"] for i in range(steps)])
+    import cv2
+
+    from kerasseg.runtime.image import resize_bilinear
+
+    names = sorted(n for n in os.listdir(source)
+                   if n.lower().endswith((".png", ".jpg", ".jpeg", ".bmp")))[:steps]
+    if not names:
+        raise SystemExit(f"--calibration: no .png/.jpg images in {source!r}")
+    images = [cv2.cvtColor(cv2.imread(os.path.join(source, n)), cv2.COLOR_BGR2RGB)
+              for n in names]
+    return np.concatenate([resize_bilinear(im[None].astype("float32"), image_size)
+                           for im in images])
+
+
+def run(args):
+    import keras
+
+    import kerasseg  # noqa: F401  (registers the custom layers)
+    from kerasseg import export
+    from kerasseg.export.common import fixed_image_size
+
+    fmt = args.format or _EXTENSIONS.get(os.path.splitext(args.output_path)[1], "saved_model")
+    model = keras.saving.load_model(args.model, safe_mode=True)
+    labels = None
+    if args.labels:
+        with open(args.labels) as f:
+            labels = [line.strip() for line in f if line.strip()]
+    image_size = tuple(args.image_size) if args.image_size else None
+    if fmt == "saved_model":
+        path = export.to_saved_model(model, args.output_path, output=args.output,
+                                     image_size=image_size, labels=labels)
+    elif fmt == "tflite":
+        calibration = None
+        if args.quantization == "int8":
+            calibration = _calibration_images(
+                args.calibration, fixed_image_size(model, image_size), args.calibration_steps)
+        path = export.to_tflite(
+            model, args.output_path, image_size, args.quantization, calibration,
+            args.calibration_steps, args.io_dtype, args.output, args.allow_flex_ops, labels)
+    elif fmt == "onnx":
+        path = export.to_onnx(model, args.output_path, image_size, not args.dynamic_shape,
+                              args.nchw, args.opset, args.output, labels=labels)
+    else:
+        calibration = None
+        if args.precision == "int8":
+            calibration = _calibration_images(
+                args.calibration, fixed_image_size(model, image_size), args.calibration_steps)
+        try:
+            path = export.to_tensorrt(model, args.output_path, args.precision, image_size,
+                                      args.nchw, calibration, labels=labels)
+        except export.TensorRTUnavailableError as error:
+            print(error)
+            return 1
+    print(f"wrote {path} (metadata: {path.rstrip('/')}.json)")
+    return 0

@@ -1,0 +1,211 @@
+"""DeepLabv3 and DeepLabv3+: ASPP on a dilated backbone (Chen et al. 2017, 2018).
+
+References: [Rethinking Atrous Convolution for Semantic Image Segmentation](
+https://arxiv.org/abs/1706.05587); [Encoder-Decoder with Atrous Separable
+Convolution for Semantic Image Segmentation](https://arxiv.org/abs/1802.02611).
+"""
+
+import keras
+
+from kerasseg.backbones import BACKBONES, OUTPUT_STRIDES, build_backbone
+from kerasseg.backbones.weights import check_backbone_weights
+from kerasseg.layers import ResizeLike
+from kerasseg.models.blocks import classifier_head, conv_bn_relu
+from kerasseg.models.decoders import aspp, aspp_rates, check_aspp_rates
+from kerasseg.models.pspnet import check_dropout
+from kerasseg.utils import check_choice, check_input_shape, check_positive_int, load_model_weights
+
+# ResNet blocks of the last stage get rates (1, 2, 4) x the stage's dilation
+# in DeepLabv3 ("multi-grid"); other backbones have no such stage.
+_MULTI_GRID = (1, 2, 4)
+
+
+def _encoder(
+    num_classes, input_shape, backbone, output_stride, multi_grid, aspp_filters, rates,
+    separable, dropout, backbone_kwargs, synchronized_bn, backbone_weights,
+):
+    """Validates the shared arguments; returns (inputs, features, ASPP output)."""
+    check_positive_int("num_classes", num_classes)
+    input_shape = check_input_shape(input_shape)
+    check_choice("backbone", backbone, tuple(BACKBONES))
+    check_choice("output_stride", output_stride, OUTPUT_STRIDES)
+    check_positive_int("aspp_filters", aspp_filters)
+    check_dropout(dropout)
+    check_backbone_weights(backbone_weights, input_shape[-1])
+    backbone_kwargs = dict(backbone_kwargs or {})
+    if backbone.startswith("resnet"):
+        backbone_kwargs["multi_grid"] = _MULTI_GRID if multi_grid is None else multi_grid
+    elif multi_grid is not None:
+        raise ValueError(
+            "`multi_grid` applies to ResNet backbones only. "
+            f"Received: backbone={backbone!r}, multi_grid={multi_grid!r}"
+        )
+    rates = aspp_rates(output_stride) if rates is None else check_aspp_rates(rates)
+
+    inputs = keras.Input(shape=input_shape, name="image")
+    features = build_backbone(
+        backbone, inputs, output_stride=output_stride, weights=backbone_weights,
+        synchronized_bn=synchronized_bn, **backbone_kwargs,
+    )
+    x = aspp(
+        features["P5"], aspp_filters, rates, separable=separable, dropout=dropout,
+        synchronized_bn=synchronized_bn,
+    )
+    return inputs, features, x
+
+
+def deeplabv3(
+    num_classes=21,
+    input_shape=(None, None, 3),
+    backbone="resnet101",
+    output_stride=16,
+    multi_grid=None,
+    aspp_filters=256,
+    aspp_rates=None,
+    separable=False,
+    dropout=0.1,
+    backbone_kwargs=None,
+    synchronized_bn=False,
+    weights=None,
+    backbone_weights=None,
+    activation=None,
+    name=None,
+):
+    """DeepLabv3: atrous spatial pyramid pooling on a dilated backbone.
+
+    ASPP (a 1x1 conv, three 3x3 atrous convs, image-level pooling, each with
+    BN and ReLU, then a 1x1 projection with dropout) on the backbone's "P5",
+    a 1x1 classifier and bilinear upsampling of the logits to the input size.
+    The atrous rates follow the output stride: (6, 12, 18) at 16, doubled at 8.
+
+    Reference: [Rethinking Atrous Convolution for Semantic Image
+    Segmentation](https://arxiv.org/abs/1706.05587).
+
+    Args:
+        num_classes: number of classes (>= 1).
+        input_shape: (height, width, channels) of raw [0, 255] images; height
+            and width may be None.
+        backbone: a name in `kerasseg.backbones.BACKBONES`.
+        output_stride: 8, 16 or 32.
+        multi_grid: rates of the last ResNet stage's blocks relative to its
+            dilation; None uses the paper's (1, 2, 4) on ResNets. Other
+            backbones take None only.
+        aspp_filters: channels of the ASPP branches and projection.
+        aspp_rates: atrous rates of the three 3x3 branches; None derives them
+            from `output_stride` (`kerasseg.models.decoders.aspp_rates`).
+        separable: depthwise-separable ASPP convolutions.
+        dropout: dropout rate after the ASPP projection.
+        backbone_kwargs: extra backbone arguments, e.g. {"alpha": 0.5}.
+        synchronized_bn: use synchronized batch normalisation.
+        weights: None or the path of a full-model weights file.
+        backbone_weights: None, "imagenet" or the path of a backbone weights
+            file.
+        activation: None for logits, or e.g. "softmax".
+        name: model name; defaults to "deeplabv3_<backbone>".
+
+    Returns:
+        A functional `keras.Model` from images (B, H, W, C) to (B, H, W,
+        num_classes).
+
+    Example:
+
+    >>> model = kerasseg.deeplabv3(21, backbone="resnet50", backbone_weights="imagenet")
+    """
+    inputs, _, x = _encoder(
+        num_classes, input_shape, backbone, output_stride, multi_grid, aspp_filters,
+        aspp_rates, separable, dropout, backbone_kwargs, synchronized_bn, backbone_weights,
+    )
+    outputs = classifier_head(x, num_classes, inputs, activation)
+    model = keras.Model(inputs, outputs, name=name or f"deeplabv3_{backbone}")
+    return load_model_weights(model, weights)
+
+
+def deeplabv3plus(
+    num_classes=21,
+    input_shape=(None, None, 3),
+    backbone="xception65",
+    output_stride=16,
+    multi_grid=None,
+    aspp_filters=256,
+    aspp_rates=None,
+    separable=True,
+    low_level_filters=48,
+    decoder_filters=256,
+    dropout=0.1,
+    backbone_kwargs=None,
+    synchronized_bn=False,
+    weights=None,
+    backbone_weights=None,
+    activation=None,
+    name=None,
+):
+    """DeepLabv3+: DeepLabv3's ASPP encoder with a light decoder at stride 4.
+
+    Called without arguments it builds the paper's PASCAL VOC configuration:
+    aligned Xception-65 at output stride 16, ASPP rates (6, 12, 18), 21
+    classes, depthwise-separable ASPP and decoder convolutions (41.3M
+    parameters). The decoder projects the stride-4 features ("P2") to
+    `low_level_filters` channels (1x1 conv, BN, ReLU), concatenates them with
+    the ASPP output upsampled to their size, applies two 3x3 convs of
+    `decoder_filters` (BN, ReLU), a 1x1 classifier, and upsamples the logits
+    to the input size.
+
+    Reference: [Encoder-Decoder with Atrous Separable Convolution for
+    Semantic Image Segmentation](https://arxiv.org/abs/1802.02611).
+
+    Args:
+        num_classes: number of classes (>= 1).
+        input_shape: (height, width, channels) of raw [0, 255] images; height
+            and width may be None.
+        backbone: a name in `kerasseg.backbones.BACKBONES`, e.g.
+            "mobilenetv2" or "mobilenetv3small" for phones.
+        output_stride: 8, 16 or 32.
+        multi_grid: rates of the last ResNet stage's blocks relative to its
+            dilation; None uses (1, 2, 4) on ResNets. Other backbones take
+            None only.
+        aspp_filters: channels of the ASPP branches and projection.
+        aspp_rates: atrous rates of the three 3x3 branches; None derives them
+            from `output_stride`.
+        separable: depthwise-separable ASPP and decoder convolutions (False
+            gives the plain version for comparison).
+        low_level_filters: channels of the projected stride-4 features.
+        decoder_filters: channels of the two decoder convolutions.
+        dropout: dropout rate after the ASPP projection.
+        backbone_kwargs: extra backbone arguments, e.g. {"alpha": 0.5}.
+        synchronized_bn: use synchronized batch normalisation.
+        weights: None or the path of a full-model weights file.
+        backbone_weights: None, "imagenet" or the path of a backbone weights
+            file (Xception-65 has no Keras ImageNet weights).
+        activation: None for logits, or e.g. "softmax".
+        name: model name; defaults to "deeplabv3plus_<backbone>".
+
+    Returns:
+        A functional `keras.Model` from images (B, H, W, C) to (B, H, W,
+        num_classes).
+
+    Example:
+
+    >>> model = kerasseg.deeplabv3plus()  # the paper's configuration
+    >>> phone = kerasseg.deeplabv3plus(2, backbone="mobilenetv3small", backbone_weights="imagenet")
+    """
+    check_positive_int("low_level_filters", low_level_filters)
+    check_positive_int("decoder_filters", decoder_filters)
+    inputs, features, x = _encoder(
+        num_classes, input_shape, backbone, output_stride, multi_grid, aspp_filters,
+        aspp_rates, separable, dropout, backbone_kwargs, synchronized_bn, backbone_weights,
+    )
+
+    # === Decoder ===
+    low_level = conv_bn_relu(
+        features["P2"], low_level_filters, 1, "decoder_low_level", synchronized_bn=synchronized_bn
+    )
+    x = ResizeLike(name="decoder_upsample")([x, low_level])
+    x = keras.layers.Concatenate(name="decoder_concat")([x, low_level])
+    for index in (1, 2):
+        x = conv_bn_relu(
+            x, decoder_filters, 3, f"decoder_conv{index}", separable=separable,
+            synchronized_bn=synchronized_bn,
+        )
+    outputs = classifier_head(x, num_classes, inputs, activation)
+    model = keras.Model(inputs, outputs, name=name or f"deeplabv3plus_{backbone}")
+    return load_model_weights(model, weights)

@@ -1,0 +1,242 @@
+"""LPSNet: a lightweight one-stage panoptic segmentation network.
+
+Reference: Hong, Huang, Yeh, Lin, Wang, Wang & Chen, "LPSNet: A Lightweight
+Solution for Fast Panoptic Segmentation", CVPR 2021. The paper has no public
+code; this is an implementation from its text. (Not LPS-Net, Zhang et al.
+2022, a semantic segmentation network.)
+
+Backbone -> FPN P2..P7 (pyramid pooling on the top backbone level) -> two
+heads:
+
+- Box head, shared across P3..P7, anchor-free as FCOS: a classification tower
+  and a box tower of `head_convs` 3x3 convs with group norm; per cell, thing
+  class logits, box distances (l, t, r, b) and a border-ness logit (on the box
+  tower). The distances are exp(x) * stride, decoded inside the model into
+  boxes (x1, y1, x2, y2) in input pixels by `BoxDecoder`.
+- Semantic head on P2..P5: a 3x3 conv per level (the paper uses deformable
+  convs; standard ones here, which TFLite runs with builtins), bilinear
+  upsampling to 1/4, concatenation, 1x1 conv; logits resized to the input.
+
+The panoptic head has no weights: `kerasseg.panoptic.panoptic_merge` (numpy)
+or `kerasseg.panoptic.panoptic_merge_tf` turns the outputs into a panoptic map.
+Training targets: `kerasseg.panoptic.targets`; losses: `kerasseg.panoptic.losses`.
+"""
+
+import math
+
+import keras
+import tensorflow as tf
+
+from kerasseg.backbones import build_backbone
+from kerasseg.backbones.weights import check_backbone_weights
+from kerasseg.layers import ResizeLike
+from kerasseg.models.blocks import conv_bn_relu, output_layer
+from kerasseg.models.fpn import feature_pyramid
+from kerasseg.utils import check_input_shape, check_positive_int, load_model_weights
+
+BOX_LEVELS = (3, 4, 5, 6, 7)
+SEMANTIC_LEVELS = (2, 3, 4, 5)
+# exp() of the distance logits is clipped here (e^8 * stride), against overflow.
+_MAX_LOG_DISTANCE = 8.0
+
+
+@keras.saving.register_keras_serializable(package="kerasseg")
+class BoxDecoder(keras.layers.Layer):
+    """Distance logits (B, h, w, 4) of one level -> boxes (B, h*w, 4).
+
+    Cell (i, j) sits at the centre of pixel (i*stride + stride//2,
+    j*stride + stride//2), the point (x, y) of `kerasseg.panoptic.targets`;
+    distances are exp(logits) * stride and the box is (x - l, y - t, x + r,
+    y + b) in input pixels. Rows follow the row-major cell order.
+
+    Args:
+        stride: the level's stride in input pixels.
+    """
+
+    def __init__(self, stride, **kwargs):
+        super().__init__(**kwargs)
+        self.stride = check_positive_int("stride", stride)
+
+    def call(self, inputs):
+        # Static sizes where known, so converted graphs keep exact output shapes.
+        dynamic = tf.shape(inputs)
+        height = inputs.shape[1] if inputs.shape[1] is not None else dynamic[1]
+        width = inputs.shape[2] if inputs.shape[2] is not None else dynamic[2]
+        distances = tf.exp(tf.minimum(inputs, _MAX_LOG_DISTANCE)) * float(self.stride)
+        offset = float(self.stride // 2) + 0.5
+        xs = tf.cast(tf.range(width), inputs.dtype) * float(self.stride) + offset
+        ys = tf.cast(tf.range(height), inputs.dtype) * float(self.stride) + offset
+        grid_x = tf.broadcast_to(xs[None, :], (height, width))
+        grid_y = tf.broadcast_to(ys[:, None], (height, width))
+        points = tf.stack([grid_x, grid_y, grid_x, grid_y], axis=-1)
+        sign = tf.constant([-1.0, -1.0, 1.0, 1.0], inputs.dtype)
+        boxes = points[None] + sign * distances
+        return tf.reshape(boxes, (-1, height * width, 4))
+
+    def compute_output_shape(self, input_shape):
+        batch, height, width, _ = input_shape
+        cells = height * width if height is not None and width is not None else None
+        return (batch, cells, 4)
+
+    def get_config(self):
+        return {**super().get_config(), "stride": self.stride}
+
+
+def _box_head(pyramid, num_things, filters, head_convs):
+    """The FCOS-style head, its layers shared by every level."""
+    # 32 groups as FCOS at 256 channels; narrower heads keep >= 8 channels a
+    # group, so the 1x1 maps of P6/P7 on small inputs still normalise.
+    groups = math.gcd(32, max(1, filters // 8))
+
+    def tower(prefix):
+        layers = []
+        for index in range(1, head_convs + 1):
+            layers += [
+                keras.layers.Conv2D(filters, 3, padding="same",
+                                    kernel_initializer=keras.initializers.RandomNormal(0, 0.01),
+                                    name=f"box_head_{prefix}_conv{index}"),
+                keras.layers.GroupNormalization(groups, name=f"box_head_{prefix}_gn{index}"),
+                keras.layers.ReLU(name=f"box_head_{prefix}_relu{index}"),
+            ]
+        return layers
+
+    class_tower, box_tower = tower("class"), tower("box")
+    small = keras.initializers.RandomNormal(0, 0.01)
+    # Focal-loss prior: every class starts at probability 0.01 (RetinaNet).
+    classifier = keras.layers.Conv2D(
+        num_things, 3, padding="same", kernel_initializer=small,
+        bias_initializer=keras.initializers.Constant(-math.log(99.0)), name="box_head_classifier",
+    )
+    regressor = keras.layers.Conv2D(4, 3, padding="same", kernel_initializer=small,
+                                    name="box_head_regressor")
+    border = keras.layers.Conv2D(1, 3, padding="same", kernel_initializer=small,
+                                 name="box_head_borderness")
+    outputs = {"class_logits": [], "boxes": [], "borderness": []}
+    for level in BOX_LEVELS:
+        x = y = pyramid[f"P{level}"]
+        for layer in class_tower:
+            x = layer(x)
+        for layer in box_tower:
+            y = layer(y)
+        suffix = f"p{level}"
+        outputs["class_logits"].append(
+            keras.layers.Reshape((-1, num_things), name=f"class_logits_{suffix}")(classifier(x))
+        )
+        # float32 even under mixed precision: exp(8) * 128 overflows float16.
+        outputs["boxes"].append(
+            BoxDecoder(2**level, dtype="float32", name=f"boxes_{suffix}")(regressor(y))
+        )
+        outputs["borderness"].append(
+            keras.layers.Reshape((-1, 1), name=f"borderness_{suffix}")(border(y))
+        )
+    return {
+        key: keras.layers.Activation("linear", dtype="float32", name=key)(
+            keras.layers.Concatenate(axis=1, name=f"{key}_levels")(tensors)
+        )
+        for key, tensors in outputs.items()
+    }
+
+
+def lpsnet(
+    num_classes,
+    input_shape=(None, None, 3),
+    backbone="resnet50",
+    thing_classes=None,
+    fpn_filters=256,
+    semantic_filters=128,
+    head_convs=4,
+    ppm=True,
+    backbone_kwargs=None,
+    synchronized_bn=False,
+    weights=None,
+    backbone_weights=None,
+    activation=None,
+    name=None,
+):
+    """LPSNet (Hong et al., CVPR 2021): one-stage panoptic segmentation.
+
+    A functional model with a dict of outputs; the panoptic map comes from the
+    non-parametric head `kerasseg.panoptic.panoptic_merge` (numpy, TF-free) or
+    `panoptic_merge_tf`. Train it with `kerasseg.panoptic.compile_lpsnet` and
+    `kerasseg.panoptic.panoptic_dataset`. The box head reads P3..P7 (strides
+    8..128); any input size works, training sizes are multiples of 32.
+
+    Reference:
+        Hong et al., "LPSNet: A Lightweight Solution for Fast Panoptic
+        Segmentation", CVPR 2021.
+
+    Args:
+        num_classes: number of semantic categories (stuff and things).
+        input_shape: (height, width, channels); height and width may be None.
+        backbone: a name in `kerasseg.backbones.BACKBONES` (the paper: resnet50).
+        thing_classes: semantic ids of the thing categories, the order of the
+            class head's channels; None makes every category a thing.
+        fpn_filters: channels of the FPN and the box head (the paper: 256).
+        semantic_filters: channels of the semantic head's per-level convs.
+        head_convs: 3x3 convs in each box-head tower (FCOS: 4).
+        ppm: pyramid pooling module on the top backbone level.
+        backbone_kwargs: extra keyword arguments of the backbone, e.g.
+            {"alpha": 0.35} for MobileNets.
+        synchronized_bn: synchronized batch norm under tf.distribute.
+        weights: None or the path of a full-model weights file.
+        backbone_weights: None, "imagenet" or a backbone weights file.
+        activation: None for semantic logits, or e.g. "softmax".
+        name: model name; default "lpsnet_{backbone}".
+
+    Returns:
+        A `keras.Model` from raw pixels [0, 255] (B, H, W, C) to a dict:
+        "semantic" (B, H, W, num_classes) semantic logits at input resolution
+        (its layer is named "logits"); and over the N box-head cells, levels
+        P3..P7 concatenated in row-major order, "class_logits" (B, N, T),
+        "boxes" (B, N, 4) decoded boxes (x1, y1, x2, y2) in input pixels and
+        "borderness" (B, N, 1) border-ness logits.
+
+    Example:
+        >>> model = lpsnet(7, backbone="mobilenetv2", thing_classes=(4, 5, 6))
+        >>> outputs = model(images)  # dict of four tensors
+    """
+    check_positive_int("num_classes", num_classes)
+    input_shape = check_input_shape(input_shape)
+    check_positive_int("fpn_filters", fpn_filters)
+    check_positive_int("semantic_filters", semantic_filters)
+    check_positive_int("head_convs", head_convs, minimum=0)
+    check_backbone_weights(backbone_weights, input_shape[-1])
+    if thing_classes is None:
+        thing_classes = tuple(range(num_classes))
+    thing_classes = tuple(thing_classes)
+    if not thing_classes or len(set(thing_classes)) != len(thing_classes) or any(
+        isinstance(t, bool) or not isinstance(t, int) or not 0 <= t < num_classes
+        for t in thing_classes
+    ):
+        raise ValueError(
+            f"`thing_classes` must be distinct class ids in [0, {num_classes}). "
+            f"Received: thing_classes={thing_classes!r}"
+        )
+
+    inputs = keras.Input(shape=input_shape, name="image")
+
+    # === Backbone and FPN ===
+    features = build_backbone(backbone, inputs, weights=backbone_weights,
+                              synchronized_bn=synchronized_bn, **(backbone_kwargs or {}))
+    pyramid = feature_pyramid(features, fpn_filters, top_level=max(BOX_LEVELS), ppm=ppm,
+                              synchronized_bn=synchronized_bn)
+
+    # === Box head (P3-P7) ===
+    outputs = _box_head(pyramid, len(thing_classes), fpn_filters, head_convs)
+
+    # === Semantic head (P2-P5) ===
+    branches = []
+    for level in SEMANTIC_LEVELS:
+        x = conv_bn_relu(pyramid[f"P{level}"], semantic_filters, 3, name=f"semantic_p{level}_conv",
+                         synchronized_bn=synchronized_bn)
+        if level != SEMANTIC_LEVELS[0]:
+            x = ResizeLike(name=f"semantic_p{level}_upsample")([x, pyramid["P2"]])
+        branches.append(x)
+    x = keras.layers.Concatenate(name="semantic_concat")(branches)
+    x = keras.layers.Conv2D(num_classes, 1, name="semantic_classifier")(x)
+    x = ResizeLike(name="semantic_upsample")([x, inputs])
+    semantic = output_layer(x, activation)
+
+    outputs = {"semantic": semantic, **outputs}
+    model = keras.Model(inputs, outputs, name=name or f"lpsnet_{backbone}")
+    return load_model_weights(model, weights)

@@ -1,0 +1,62 @@
+"""Panoptic segmentation: LPSNet targets, losses, panoptic head and PQ.
+
+The numpy parts (targets, readers, `panoptic_merge`, PQ statistics) import
+without TensorFlow, for the edge runtime; the TensorFlow parts resolve on
+first use:
+
+- `encode_targets`, `compose_panoptic`, `borderness_map` (targets)
+- `read_coco_panoptic`, `read_coco_panoptic_json`,
+  `read_cityscapes_instance_ids` (readers)
+- `panoptic_merge` (numpy) and `panoptic_merge_tf` (TensorFlow): the
+  non-parametric panoptic head
+- `panoptic_statistics`, `summarize`, `PanopticQuality` (metric)
+- `lpsnet_losses`, `compile_lpsnet`, `lpsnet_optimizer` (losses)
+- `panoptic_dataset` (tf.data targets for `model.fit`),
+  `coco_panoptic_dataset`, `cityscapes_panoptic_dataset` (panoptic ground truth),
+  `evaluate_panoptic` (PQ of a model over a dataset)
+"""
+
+import importlib
+
+from kerasseg.panoptic.merge import MERGE_DEFAULTS, panoptic_merge
+from kerasseg.panoptic.quality import panoptic_statistics, summarize
+from kerasseg.panoptic.readers import (
+    read_cityscapes_instance_ids,
+    read_coco_panoptic,
+    read_coco_panoptic_json,
+)
+from kerasseg.panoptic.targets import (
+    LABEL_DIVISOR,
+    VOID,
+    borderness_map,
+    compose_panoptic,
+    encode_box_targets,
+    encode_targets,
+)
+
+_LAZY = {
+    "panoptic_merge_tf": "kerasseg.panoptic.merge_tf",
+    "PanopticQuality": "kerasseg.panoptic.quality",
+    "lpsnet_losses": "kerasseg.panoptic.losses",
+    "compile_lpsnet": "kerasseg.panoptic.losses",
+    "lpsnet_optimizer": "kerasseg.panoptic.losses",
+    "lpsnet_schedule": "kerasseg.panoptic.losses",
+    "panoptic_dataset": "kerasseg.panoptic.data",
+    "panoptic_targets_fn": "kerasseg.panoptic.data",
+    "coco_panoptic_dataset": "kerasseg.panoptic.data",
+    "evaluate_panoptic": "kerasseg.panoptic.data",
+    "cityscapes_panoptic_dataset": "kerasseg.panoptic.data",
+}
+
+__all__ = [
+    "LABEL_DIVISOR", "MERGE_DEFAULTS", "VOID", "borderness_map", "compose_panoptic",
+    "encode_box_targets", "encode_targets", "panoptic_merge", "panoptic_statistics",
+    "read_cityscapes_instance_ids", "read_coco_panoptic", "read_coco_panoptic_json",
+    "summarize", *_LAZY,
+]
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

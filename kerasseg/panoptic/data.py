@@ -1,0 +1,199 @@
+"""tf.data plumbing: panoptic ground truth -> LPSNet training targets."""
+
+import numpy as np
+import tensorflow as tf
+
+from kerasseg.panoptic.targets import (
+    FCOS_SIZE_RANGES,
+    IGNORE_LABEL,
+    LABEL_DIVISOR,
+    LEVELS,
+    compose_panoptic,
+    encode_targets,
+    level_shapes,
+)
+
+
+def panoptic_targets_fn(thing_classes, label_divisor=LABEL_DIVISOR,
+                        size_ranges=FCOS_SIZE_RANGES, ignore_label=IGNORE_LABEL):
+    """A `Dataset.map` function from (image, ground truth) to (image, targets).
+
+    The ground truth is a panoptic id map (H, W), or a dict {"semantic",
+    "instances"} as `kerasseg.data.synthetic_dataset(..., panoptic=True)`
+    yields it. The targets dict has the keys of LPSNet's outputs: "semantic"
+    (H, W) int32, "class_logits" (N,) int32 class codes, "boxes" (N, 4) and
+    "borderness" (N, 1) float32 (see `kerasseg.panoptic.targets`). Images must
+    have a static size that is a multiple of 32.
+    """
+    thing_classes = tuple(int(t) for t in thing_classes)
+
+    def encode(panoptic):
+        targets = encode_targets(panoptic, thing_classes, label_divisor, LEVELS, size_ranges)
+        return (targets["semantic"].astype(np.int32), targets["class"], targets["boxes"],
+                targets["borderness"][:, None])
+
+    def to_panoptic(semantic, instances):
+        return compose_panoptic(semantic, instances, thing_classes, label_divisor, ignore_label)
+
+    def map_fn(image, ground_truth):
+        height, width = image.shape[0], image.shape[1]
+        if height is None or width is None:
+            raise ValueError("panoptic_dataset needs images of a static size (resize or crop "
+                             f"first). Received image shape: {image.shape}")
+        cells = sum(h * w for h, w in level_shapes(height, width))
+        if isinstance(ground_truth, dict):
+            panoptic = tf.numpy_function(
+                to_panoptic, [ground_truth["semantic"], ground_truth["instances"]], tf.int32
+            )
+        else:
+            panoptic = ground_truth
+        semantic, classes, boxes, borderness = tf.numpy_function(
+            encode, [panoptic], (tf.int32, tf.int32, tf.float32, tf.float32)
+        )
+        targets = {
+            "semantic": tf.ensure_shape(semantic, (height, width)),
+            "class_logits": tf.ensure_shape(classes, (cells,)),
+            "boxes": tf.ensure_shape(boxes, (cells, 4)),
+            "borderness": tf.ensure_shape(borderness, (cells, 1)),
+        }
+        return image, targets
+
+    return map_fn
+
+
+def panoptic_dataset(dataset, thing_classes, batch_size=None, label_divisor=LABEL_DIVISOR,
+                     size_ranges=FCOS_SIZE_RANGES, ignore_label=IGNORE_LABEL):
+    """Maps a dataset of (image, panoptic ground truth) to LPSNet's targets.
+
+    Args:
+        dataset: `tf.data.Dataset` of (image (H, W, 3), panoptic id map (H, W))
+            or (image, {"semantic", "instances"}), unbatched, static size.
+        thing_classes: semantic ids of the thing categories (the class-head order).
+        batch_size: if given, the result is batched (remainder dropped).
+        label_divisor: panoptic id divisor.
+        size_ranges: FCOS (low, high] object-size range per box level, pixels.
+        ignore_label: semantic value of void pixels.
+
+    Returns:
+        A dataset of (image, targets dict) ready for `model.fit`.
+
+    Example:
+        >>> from kerasseg.data.synthetic import synthetic_dataset, THING_CLASSES
+        >>> data = panoptic_dataset(synthetic_dataset("train", 64, (128, 128), panoptic=True),
+        ...                         THING_CLASSES, batch_size=8)
+    """
+    mapped = dataset.map(
+        panoptic_targets_fn(thing_classes, label_divisor, size_ranges, ignore_label),
+        num_parallel_calls=tf.data.AUTOTUNE,
+    )
+    if batch_size:
+        mapped = mapped.batch(batch_size, drop_remainder=True)
+    return mapped.prefetch(tf.data.AUTOTUNE)
+
+
+def _generator_dataset(pairs):
+    """(image path, callable returning the panoptic map) pairs -> tf.data."""
+    import cv2
+
+    def generate():
+        for image_path, read_panoptic in pairs:
+            image = cv2.imread(str(image_path), cv2.IMREAD_COLOR)
+            if image is None:
+                raise ValueError(f"Cannot read image file {image_path!r}.")
+            yield image[..., ::-1].astype(np.float32), read_panoptic()
+
+    return tf.data.Dataset.from_generator(generate, output_signature=(
+        tf.TensorSpec((None, None, 3), tf.float32), tf.TensorSpec((None, None), tf.int32)))
+
+
+def coco_panoptic_dataset(root, split="train", label_divisor=LABEL_DIVISOR):
+    """COCO panoptic 2017 as (image, panoptic id map) pairs.
+
+    Layout: `annotations/panoptic_{split}2017.json`, its PNGs in
+    `annotations/panoptic_{split}2017/` and images in `{split}2017/`.
+    Categories take contiguous ids in the JSON's order (sorted by id in COCO).
+    Images keep their size: crop or resize them to a multiple of 32 before
+    `panoptic_dataset`.
+
+    Returns:
+        (dataset, thing_classes).
+    """
+    import os
+
+    from kerasseg.panoptic.readers import read_coco_panoptic, read_coco_panoptic_json
+
+    annotations, category_map, thing_classes = read_coco_panoptic_json(
+        os.path.join(root, "annotations", f"panoptic_{split}2017.json"))
+    png_dir = os.path.join(root, "annotations", f"panoptic_{split}2017")
+    pairs = [
+        (os.path.join(root, f"{split}2017", image or png.replace(".png", ".jpg")),
+         lambda png=png, segments=segments: read_coco_panoptic(
+             os.path.join(png_dir, png), segments, category_map, thing_classes, label_divisor))
+        for image, png, segments in annotations
+    ]
+    return _generator_dataset(pairs), thing_classes
+
+
+def cityscapes_panoptic_dataset(root, split="train", label_divisor=LABEL_DIVISOR):
+    """Cityscapes as (image, panoptic id map) pairs, from `gtFine/*_instanceIds.png`.
+
+    Layout: `leftImg8bit/{split}/<city>/*_leftImg8bit.png` and
+    `gtFine/{split}/<city>/*_gtFine_instanceIds.png`; 19 train ids, things
+    `kerasseg.panoptic.readers.CITYSCAPES_THING_CLASSES`.
+
+    Returns:
+        (dataset, thing_classes).
+    """
+    import glob
+    import os
+
+    from kerasseg.panoptic.readers import CITYSCAPES_THING_CLASSES, read_cityscapes_instance_ids
+
+    images = sorted(glob.glob(os.path.join(root, "leftImg8bit", split, "*", "*_leftImg8bit.png")))
+    if not images:
+        raise ValueError(f"No Cityscapes images under {root!r} for split={split!r}.")
+    pairs = []
+    for image in images:
+        label = image.replace(os.sep + "leftImg8bit" + os.sep, os.sep + "gtFine" + os.sep)
+        label = label.replace("_leftImg8bit.png", "_gtFine_instanceIds.png")
+        pairs.append(
+            (image, lambda label=label: read_cityscapes_instance_ids(label, label_divisor))
+        )
+    return _generator_dataset(pairs), CITYSCAPES_THING_CLASSES
+
+
+def evaluate_panoptic(model, dataset, num_classes, thing_classes, label_divisor=LABEL_DIVISOR,
+                      **merge_options):
+    """PQ, SQ, RQ of an LPSNet model over a dataset of (image, panoptic) pairs.
+
+    Each image goes through the model, then the numpy panoptic head
+    (`panoptic_merge`, with `merge_options`), and is scored against its
+    panoptic ground truth (`kerasseg.panoptic.quality`).
+
+    Args:
+        model: a model from `kerasseg.lpsnet`.
+        dataset: unbatched (image (H, W, 3), panoptic id map (H, W)) pairs, or
+            (image, {"semantic", "instances"}) as the synthetic dataset yields.
+        num_classes: number of categories.
+        thing_classes: thing category ids, in the class head's order.
+        label_divisor: panoptic id divisor.
+        **merge_options: overrides of `kerasseg.panoptic.MERGE_DEFAULTS`.
+
+    Returns:
+        The dict of `kerasseg.panoptic.quality.summarize`.
+    """
+    from kerasseg.panoptic.merge import panoptic_merge
+    from kerasseg.panoptic.quality import panoptic_statistics, summarize
+
+    stats = np.zeros((num_classes, 4))
+    for image, truth in dataset.as_numpy_iterator():
+        if isinstance(truth, dict):
+            truth = compose_panoptic(truth["semantic"], truth["instances"], thing_classes,
+                                     label_divisor)
+        outputs = {k: np.asarray(v)[0] for k, v in model(image[None]).items()}
+        prediction = panoptic_merge(outputs["semantic"], outputs["class_logits"],
+                                    outputs["boxes"], outputs["borderness"], thing_classes,
+                                    label_divisor, **merge_options)
+        stats += panoptic_statistics(truth, prediction, num_classes, thing_classes,
+                                     label_divisor)
+    return summarize(stats, thing_classes)

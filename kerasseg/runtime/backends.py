@@ -1,0 +1,144 @@
+"""Inference engines behind `Segmenter`: LiteRT, ONNX Runtime and TensorRT.
+
+Each backend loads one file and exposes `inputs` and `outputs` (lists of
+`TensorInfo`) and `run(feed) -> {name: array}` on raw tensors. None of them
+imports TensorFlow.
+"""
+
+import dataclasses
+import os
+
+import numpy as np
+
+
+class ModelLoadError(ValueError):
+    """A model file exists but cannot be loaded (corrupt, truncated, wrong format)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class TensorInfo:
+    """Name, shape (None for dynamic dimensions), dtype and affine
+    quantisation (scale, zero_point) of a model input or output."""
+
+    name: str
+    shape: tuple
+    dtype: np.dtype
+    quantization: tuple = None
+
+
+def _load_error(path, kind, error):
+    return ModelLoadError(
+        f"Could not load {os.fspath(path)!r} as a {kind} model; the file is corrupt, "
+        f"truncated or not a {kind} model. Cause: {error}"
+    )
+
+
+class LiteRTBackend:
+    """A `.tflite` file run by the LiteRT interpreter (`ai-edge-litert`)."""
+
+    format = "tflite"
+
+    def __init__(self, path, num_threads=None):
+        try:
+            from ai_edge_litert.interpreter import Interpreter
+        except ImportError as error:
+            raise ImportError(
+                "Running .tflite files needs LiteRT: pip install 'ai-edge-litert>=1.2,<3'"
+            ) from error
+        try:
+            self._interpreter = Interpreter(model_path=os.fspath(path), num_threads=num_threads)
+            # Allocated once here: the signature runner would resize and re-allocate
+            # on every call.
+            self._interpreter.allocate_tensors()
+            signatures = self._interpreter.get_signature_list()
+            if signatures:  # named tensors; exporters write one signature
+                runner = self._interpreter.get_signature_runner(next(iter(signatures)))
+                inputs = runner.get_input_details()
+                outputs = runner.get_output_details()
+            else:
+                inputs = {d["name"]: d for d in self._interpreter.get_input_details()}
+                outputs = {d["name"]: d for d in self._interpreter.get_output_details()}
+        except (ValueError, RuntimeError) as error:
+            raise _load_error(path, "LiteRT", error) from error
+        self._input_details, self._output_details = inputs, outputs
+        self.inputs = [self._info(name, d) for name, d in inputs.items()]
+        self.outputs = [self._info(name, d) for name, d in outputs.items()]
+
+    @staticmethod
+    def _info(name, detail):
+        scale, zero_point = detail["quantization"]
+        quantization = (float(scale), int(zero_point)) if scale else None
+        shape = tuple(None if s < 0 else int(s) for s in detail["shape_signature"])
+        return TensorInfo(name, shape, np.dtype(detail["dtype"]), quantization)
+
+    def run(self, feed):
+        for name, value in feed.items():
+            self._interpreter.set_tensor(self._input_details[name]["index"], value)
+        self._interpreter.invoke()
+        return {
+            name: self._interpreter.get_tensor(d["index"])
+            for name, d in self._output_details.items()
+        }
+
+
+_ONNX_DTYPES = {
+    "tensor(float)": np.float32,
+    "tensor(float16)": np.float16,
+    "tensor(double)": np.float64,
+    "tensor(uint8)": np.uint8,
+    "tensor(int8)": np.int8,
+    "tensor(int32)": np.int32,
+    "tensor(int64)": np.int64,
+}
+
+
+class ONNXBackend:
+    """An `.onnx` file run by ONNX Runtime on the CPU (or `providers`)."""
+
+    format = "onnx"
+
+    def __init__(self, path, num_threads=None, providers=None):
+        try:
+            import onnxruntime
+        except ImportError as error:
+            raise ImportError(
+                "Running .onnx files needs ONNX Runtime: pip install 'onnxruntime>=1.18,<2'"
+            ) from error
+        options = onnxruntime.SessionOptions()
+        if num_threads:
+            options.intra_op_num_threads = num_threads
+            options.inter_op_num_threads = 1
+        try:
+            self._session = onnxruntime.InferenceSession(
+                os.fspath(path), options, providers=providers or ["CPUExecutionProvider"]
+            )
+        except Exception as error:  # onnxruntime raises its own Fail/InvalidProtobuf types
+            raise _load_error(path, "ONNX", error) from error
+        self.inputs = [self._info(t) for t in self._session.get_inputs()]
+        self.outputs = [self._info(t) for t in self._session.get_outputs()]
+
+    @staticmethod
+    def _info(tensor):
+        shape = tuple(s if isinstance(s, int) else None for s in tensor.shape)
+        return TensorInfo(tensor.name, shape, np.dtype(_ONNX_DTYPES.get(tensor.type, np.float32)))
+
+    def run(self, feed):
+        names = [t.name for t in self.outputs]
+        return dict(zip(names, self._session.run(names, feed)))
+
+
+class _LazyTensorRTBackend:
+    """Imports the TensorRT backend only when an engine is loaded."""
+
+    def __new__(cls, path, num_threads=None):
+        from kerasseg.runtime.tensorrt import TensorRTBackend
+
+        return TensorRTBackend(path, num_threads=num_threads)
+
+
+BACKENDS = {
+    ".tflite": LiteRTBackend,
+    ".onnx": ONNXBackend,
+    ".engine": _LazyTensorRTBackend,
+    ".plan": _LazyTensorRTBackend,
+}

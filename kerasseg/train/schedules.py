@@ -1,0 +1,85 @@
+"""Learning-rate schedules."""
+
+import keras
+from keras import ops
+
+
+@keras.saving.register_keras_serializable(package="kerasseg")
+class PolyDecay(keras.optimizers.schedules.LearningRateSchedule):
+    """Polynomial ("poly") decay after a linear warmup, as in DeepLab.
+
+    For `step < warmup_steps` the rate rises linearly from
+    `warmup_start * initial_learning_rate` to `initial_learning_rate`; then
+
+        lr = end + (initial - end) * (1 - (step - warmup) / (decay_steps - warmup)) ** power
+
+    and `end_learning_rate` once `step >= decay_steps`.
+
+    Args:
+        initial_learning_rate: Peak learning rate, reached after warmup.
+        decay_steps: Total number of training steps (warmup included).
+        power: Exponent of the poly decay; 0.9 in DeepLab.
+        end_learning_rate: Learning rate at and after `decay_steps`.
+        warmup_steps: Steps of linear warmup; 0 for none.
+        warmup_start: Fraction of `initial_learning_rate` at step 0.
+        name: Optional name.
+
+    Example:
+        >>> schedule = PolyDecay(0.01, decay_steps=1000, warmup_steps=50)
+        >>> optimizer = keras.optimizers.SGD(schedule, momentum=0.9)
+    """
+
+    def __init__(
+        self,
+        initial_learning_rate,
+        decay_steps,
+        power=0.9,
+        end_learning_rate=0.0,
+        warmup_steps=0,
+        warmup_start=0.0,
+        name="poly_decay",
+    ):
+        super().__init__()
+        if not initial_learning_rate > 0:
+            raise ValueError(
+                "`initial_learning_rate` must be > 0. "
+                f"Received: initial_learning_rate={initial_learning_rate!r}"
+            )
+        if isinstance(decay_steps, bool) or not isinstance(decay_steps, int) or decay_steps < 1:
+            raise ValueError(
+                f"`decay_steps` must be an integer >= 1. Received: decay_steps={decay_steps!r}"
+            )
+        if not 0 <= warmup_steps < decay_steps:
+            raise ValueError(
+                "`warmup_steps` must be in [0, decay_steps). "
+                f"Received: warmup_steps={warmup_steps!r}, decay_steps={decay_steps!r}"
+            )
+        self.initial_learning_rate = float(initial_learning_rate)
+        self.decay_steps = int(decay_steps)
+        self.power = float(power)
+        self.end_learning_rate = float(end_learning_rate)
+        self.warmup_steps = int(warmup_steps)
+        self.warmup_start = float(warmup_start)
+        self.name = name
+
+    def __call__(self, step):
+        step = ops.cast(step, "float32")
+        peak, end = self.initial_learning_rate, self.end_learning_rate
+        warmup = float(self.warmup_steps)
+        progress = ops.clip((step - warmup) / float(self.decay_steps - self.warmup_steps), 0, 1)
+        decayed = end + (peak - end) * ops.power(1.0 - progress, self.power)
+        if self.warmup_steps == 0:
+            return decayed
+        ramp = peak * (self.warmup_start + (1.0 - self.warmup_start) * step / warmup)
+        return ops.where(step < warmup, ramp, decayed)
+
+    def get_config(self):
+        return {
+            "initial_learning_rate": self.initial_learning_rate,
+            "decay_steps": self.decay_steps,
+            "power": self.power,
+            "end_learning_rate": self.end_learning_rate,
+            "warmup_steps": self.warmup_steps,
+            "warmup_start": self.warmup_start,
+            "name": self.name,
+        }

@@ -1,0 +1,161 @@
+"""Each demo on a short synthetic clip, headless, with tiny models made here
+(no training except one --fast run of the fallback path)."""
+
+import importlib.util
+import os
+
+import cv2
+import numpy as np
+import pytest
+
+DEMOS = os.path.join(os.path.dirname(__file__), "..", "..", "demos")
+
+
+def _load(name):
+    spec = importlib.util.spec_from_file_location(f"demo_{name}", os.path.join(DEMOS, f"{name}.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def demos():
+    return {name: _load(name) for name in ("portrait_mode", "driving_scenes", "panoptic")}
+
+
+def _video_frames(path):
+    capture = cv2.VideoCapture(str(path))
+    frames = []
+    while True:
+        ok, frame = capture.read()
+        if not ok:
+            return frames
+        frames.append(frame)
+
+
+@pytest.fixture(scope="module")
+def portrait_tflite(tmp_path_factory):
+    from kerasseg.export import to_tflite
+    from kerasseg.portrait import portrait_model
+
+    model = portrait_model(input_shape=(64, 64, 3), head_filters=8,
+                           backbone_kwargs={"alpha": 0.35})
+    return to_tflite(model, tmp_path_factory.mktemp("portrait") / "portrait.tflite",
+                     output="probabilities")
+
+
+@pytest.fixture(scope="module")
+def driving_tflite(tmp_path_factory):
+    import kerasseg
+    from kerasseg.data.synthetic import CLASS_NAMES
+    from kerasseg.export import to_tflite
+
+    model = kerasseg.lraspp(len(CLASS_NAMES), (64, 128, 3), backbone="mobilenetv3small",
+                            high_level="P4", head_filters=8, backbone_kwargs={"alpha": 0.35})
+    return to_tflite(model, tmp_path_factory.mktemp("driving") / "driving.tflite",
+                     labels=CLASS_NAMES)
+
+
+def test_portrait_demo_writes_a_video_of_the_clip(demos, portrait_tflite, tmp_path):
+    output, shot = tmp_path / "portrait.mp4", tmp_path / "shot.png"
+    code = demos["portrait_mode"].main(["--model", str(portrait_tflite), "--frames", "3",
+                                        "--output", str(output), "--screenshot", str(shot)])
+    assert code == 0
+    frames = _video_frames(output)
+    assert len(frames) == 3
+    assert frames[0].shape == (288, 2 * 384, 3)  # input | result
+    assert cv2.imread(str(shot)).shape[2] == 3
+
+
+def test_portrait_demo_replaces_background_on_an_image_folder(demos, portrait_tflite, tmp_path):
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for i in range(2):
+        cv2.imwrite(str(folder / f"{i}.png"), np.full((40, 60, 3), 90 + i, np.uint8))
+    output = tmp_path / "out"
+    code = demos["portrait_mode"].main([
+        "--input", str(folder), "--model", str(portrait_tflite), "--mode", "replace",
+        "--background", "0,255,0", "--output", str(output), "--no-side-by-side",
+        "--smoothing", "0",
+    ])
+    assert code == 0
+    written = sorted(os.listdir(output))
+    assert written == ["frame_00000.png", "frame_00001.png"]
+    frame = cv2.imread(str(output / written[0]))
+    assert frame.shape == (40, 60, 3)
+
+
+def test_portrait_fallback_trains_once_then_reuses_the_cache(demos, tmp_path, capsys):
+    arguments = ["--fast", "--frames", "2", "--cache-dir", str(tmp_path / "cache"),
+                 "--output", str(tmp_path / "out.avi")]
+    assert demos["portrait_mode"].main(arguments) == 0
+    assert "training a small portrait model" in capsys.readouterr().out
+    assert len(_video_frames(tmp_path / "out.avi")) == 2  # MJPG
+    assert demos["portrait_mode"].main(arguments) == 0
+    assert "using the cached" in capsys.readouterr().out
+
+
+def test_demo_reports_bad_input_and_exits_2(demos, portrait_tflite, tmp_path, capsys):
+    code = demos["portrait_mode"].main(["--model", str(portrait_tflite), "--input",
+                                        str(tmp_path / "missing.mp4")])
+    assert code == 2
+    assert "missing.mp4" in capsys.readouterr().err
+
+
+def test_driving_demo_overlays_cityscapes_palette_with_legend(demos, driving_tflite, tmp_path):
+    output = tmp_path / "driving.mp4"
+    code = demos["driving_scenes"].main(["--model", str(driving_tflite), "--frames", "3",
+                                         "--output", str(output)])
+    assert code == 0
+    frames = _video_frames(output)
+    assert len(frames) == 3
+    assert frames[0].shape[0] == 256 and frames[0].shape[1] > 512  # frame + legend panel
+
+
+def test_driving_lookup_and_overlay(demos):
+    driving = demos["driving_scenes"]
+    from kerasseg.data.synthetic import CLASS_NAMES
+
+    lookup = driving.cityscapes_lookup(list(CLASS_NAMES))
+    names = [driving.CITYSCAPES_CLASSES[i] if i >= 0 else None for i in lookup]
+    assert names == ["sky", "terrain", "road", "building", "person", "car", None]
+    # A Cityscapes-labelled model maps one to one.
+    assert list(driving.cityscapes_lookup(list(driving.CITYSCAPES_CLASSES))) == list(range(19))
+    frame = np.full((2, 2, 3), 50, np.uint8)
+    ids = np.array([[0, 10], [11, -1]])
+    out = driving.overlay(frame, ids, opacity=1.0)
+    np.testing.assert_array_equal(out[0, 0], driving.CITYSCAPES_PALETTE[0])
+    np.testing.assert_array_equal(out[1, 0], driving.CITYSCAPES_PALETTE[11])
+    np.testing.assert_array_equal(out[1, 1], frame[1, 1])  # void: untouched
+
+
+def test_panoptic_demo_runs_lpsnet(demos, tmp_path):
+    panoptic = demos["panoptic"]
+    from kerasseg.data.synthetic import CLASS_NAMES, THING_CLASSES
+
+    model_path = tmp_path / "lpsnet.keras"
+    panoptic.build_lpsnet(len(CLASS_NAMES), THING_CLASSES, fast=True).save(model_path)
+    output = tmp_path / "panoptic.mp4"
+    code = panoptic.main(["--model", str(model_path), "--frames", "2", "--output", str(output)])
+    assert code == 0
+    frames = _video_frames(output)
+    assert len(frames) == 2 and frames[0].shape == (256, 384, 3)
+
+
+def test_panoptic_colouring(demos):
+    panoptic = demos["panoptic"]
+    from kerasseg.data.synthetic import CLASS_NAMES, PALETTE, THING_CLASSES
+    from kerasseg.panoptic import LABEL_DIVISOR
+
+    person = CLASS_NAMES.index("person")
+    ids = np.full((40, 40), 0 * LABEL_DIVISOR, np.int32)  # sky (stuff)
+    ids[5:20, 5:15] = person * LABEL_DIVISOR + 1
+    ids[5:20, 25:35] = person * LABEL_DIVISOR + 2
+    ids[30:, :] = -1  # void
+    frame = np.full((40, 40, 3), 100, np.uint8)
+    out = panoptic.colour_panoptic(frame, ids, CLASS_NAMES, PALETTE, THING_CLASSES,
+                                   LABEL_DIVISOR, opacity=1.0)
+    np.testing.assert_array_equal(out[25, 20], PALETTE[0])
+    np.testing.assert_array_equal(out[35, 20], frame[35, 20])
+    # Two people: two different colours (away from outlines and labels).
+    assert not np.array_equal(out[17, 10], out[17, 30])

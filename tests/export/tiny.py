@@ -1,0 +1,51 @@
+"""A tiny trained segmentation model shared by the exporter and runtime tests."""
+
+import functools
+
+import numpy as np
+
+from tests.model_tester import tiny_batch
+
+NUM_CLASSES = 3
+LABELS = ("background", "disc", "stripes")
+PALETTE = ((0, 0, 0), (255, 0, 0), (0, 255, 0))
+
+
+def build(input_shape=(None, None, 3), activation=None):
+    """Preprocess -> strided conv -> BN -> 1x1 classifier -> resize to input: the
+    shape of every kerasseg head, built from public layers and ours."""
+    import keras
+
+    from kerasseg.layers import Preprocess, ResizeLike
+
+    image = keras.Input(input_shape, name="image")
+    x = Preprocess("tf", name="preprocess")(image)
+    x = keras.layers.Conv2D(16, 3, strides=2, padding="same", name="conv1")(x)
+    x = keras.layers.BatchNormalization(name="conv1_bn")(x)
+    x = keras.layers.ReLU(name="conv1_relu")(x)
+    x = keras.layers.Conv2D(16, 3, padding="same", activation="relu", name="conv2")(x)
+    x = keras.layers.Conv2D(NUM_CLASSES, 1, name="classifier")(x)
+    x = ResizeLike(name="upsample_logits")([x, image])
+    x = keras.layers.Activation(activation or "linear", dtype="float32", name="logits")(x)
+    return keras.Model(image, x, name="tiny")
+
+
+@functools.cache
+def trained():
+    """The tiny model fitted for a few steps on discs and stripes, so its
+    logits have margins (int8 agreement is then meaningful)."""
+    import keras
+
+    keras.utils.set_random_seed(0)
+    model = build()
+    images, masks = tiny_batch(batch=8, num_classes=NUM_CLASSES)
+    model.compile(keras.optimizers.Adam(1e-2),
+                  keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.fit(images, masks, batch_size=8, epochs=40, verbose=0)
+    return model
+
+
+def images(batch=2, size=(64, 64), seed=1):
+    """Images like the training ones, as uint8 raw pixels."""
+    x, _ = tiny_batch(size=size, batch=batch, num_classes=NUM_CLASSES, seed=seed)
+    return np.round(x).astype(np.uint8)
