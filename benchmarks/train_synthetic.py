@@ -48,6 +48,11 @@ def main():
     parser.add_argument("--max-epochs", type=int, default=40)
     parser.add_argument("--target", type=float, default=0.85)
     parser.add_argument("--output-dir", default=None)
+    parser.add_argument("--alpha", type=float, default=0.35, help="MobileNetV2 width")
+    parser.add_argument("--output-stride", type=int, default=None,
+                        help="backbone output stride (default: the quickstart's)")
+    parser.add_argument("--scale-range", type=float, nargs=2, default=(0.5, 2.0),
+                        help="random scale augmentation range")
     args = parser.parse_args()
 
     import tensorflow as tf
@@ -64,6 +69,11 @@ def main():
 
     output_dir = args.output_dir or tempfile.mkdtemp(prefix="kerasseg_bench_")
     config = quickstart_config(output_dir, epochs=args.max_epochs)
+    args_model = dict(config.model.args, backbone_kwargs={"alpha": args.alpha})
+    if args.output_stride:
+        args_model["output_stride"] = args.output_stride
+    config = config.replace(model={"args": args_model},
+                            data={"scale_range": list(args.scale_range)})
     stop = StopAtTarget(args.target)
     start = time.perf_counter()
     result = train(config, callbacks=[stop])

@@ -89,9 +89,9 @@ class LPSNetRunner:
     def __init__(self, path, threads):
         self.keras_model = self.segmenter = None
         if path.endswith(".keras"):
-            import keras
+            import kerasseg
 
-            self.keras_model = keras.saving.load_model(path, safe_mode=True)
+            self.keras_model = kerasseg.load_model(path)
             self.input_size = None
         else:
             from kerasseg.runtime import Segmenter

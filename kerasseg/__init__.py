@@ -21,6 +21,7 @@ _LAZY_ATTRIBUTES = {
     "lraspp": "kerasseg.models.lraspp",
     "lpsnet": "kerasseg.models.lpsnet",
     "with_crf": "kerasseg.crf",
+    "load_model": "kerasseg.saving",
 }
 _SUBMODULES = (
     "backbones", "cli", "crf", "data", "export", "layers", "losses", "metrics",

@@ -20,18 +20,22 @@ COMMANDS = {
 
 
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
     parser = argparse.ArgumentParser(prog="kerasseg", description=__doc__.splitlines()[0])
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    # Only the chosen command's module is imported, before parsing, so that
+    # `kerasseg COMMAND --help` lists its arguments.
+    chosen = next((word for word in argv if not word.startswith("-")), None)
+    module = None
     for name, (module_name, help_text) in COMMANDS.items():
-        subparser = subparsers.add_parser(name, help=help_text)
-        subparser.set_defaults(_module=module_name)
-    args, _ = parser.parse_known_args(argv)
-    if args.command is None:
+        subparser = subparsers.add_parser(name, help=help_text, description=help_text)
+        if name == chosen:
+            module = importlib.import_module(module_name)
+            module.add_arguments(subparser)
+    args = parser.parse_args(argv)
+    if module is None:
         parser.print_help()
         return 2
-    module = importlib.import_module(args._module)
-    module.add_arguments(subparsers.choices[args.command])
-    args = parser.parse_args(argv)
     return module.run(args) or 0
 
 

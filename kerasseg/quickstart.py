@@ -12,7 +12,6 @@ Everything lands in the output directory: the training run (`config.yaml`,
 `confusion.png`, `overlays/`) and `model.tflite`.
 """
 
-import importlib
 import os
 import time
 
@@ -54,7 +53,7 @@ def quickstart(output_dir="quickstart_output", epochs=None, fast=False, num_over
 
     Returns:
         A dict with "train" (`TrainResult`), "evaluate" (scores) and
-        "export" (TFLite path and agreement with Keras, or None when skipped),
+        "export" (TFLite path and label agreement with Keras),
         and "seconds" per step.
     """
     from kerasseg.data.synthetic import CLASS_NAMES, PALETTE
@@ -82,7 +81,6 @@ def quickstart(output_dir="quickstart_output", epochs=None, fast=False, num_over
     print(scores_table(scores))
 
     # === Export ===
-    # TODO(lead): make unconditional now that kerasseg.export has landed.
     start = time.perf_counter()
     results["export"] = _export(model, dataset, config, output_dir, CLASS_NAMES, PALETTE)
     seconds["export"] = time.perf_counter() - start
@@ -90,18 +88,14 @@ def quickstart(output_dir="quickstart_output", epochs=None, fast=False, num_over
     results["seconds"] = seconds
     print("Seconds: " + ", ".join(f"{step} {seconds[step]:.1f}" for step in STEPS))
     print(f"Outputs in {output_dir}: model.keras, eval/metrics.json, eval/confusion.png, "
-          "eval/overlays/" + (", model.tflite" if results["export"] else ""))
+          "eval/overlays/, model.tflite")
     return results
 
 
 def _export(model, dataset, config, output_dir, class_names, palette):
     """TFLite export, then the exported file run by `kerasseg.runtime` vs Keras."""
-    try:
-        export = importlib.import_module("kerasseg.export")
-        runtime = importlib.import_module("kerasseg.runtime")
-    except ImportError as error:
-        print(f"Export step skipped: {error}")
-        return None
+    from kerasseg import export, runtime
+
     path = os.path.join(output_dir, "model.tflite")
     export.to_tflite(model, path, image_size=config.data.image_size,
                      labels=list(class_names), palette=np.asarray(palette).tolist())

@@ -77,3 +77,32 @@ def test_cli_without_command_prints_help(capsys):
 
     assert main([]) == 2
     assert "summary" in capsys.readouterr().out
+
+
+def test_command_help_lists_the_commands_arguments(capsys):
+    from kerasseg.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["summary", "--help"])
+    assert exit_info.value.code == 0
+    assert "--no-flops" in capsys.readouterr().out
+
+
+def test_load_model_registers_every_custom_layer_in_a_fresh_process(tmp_path):
+    import kerasseg
+
+    path = tmp_path / "pspnet.keras"
+    model = kerasseg.pspnet(3, backbone="mobilenetv2", backbone_kwargs={"alpha": 0.35},
+                            ppm_filters=4, head_filters=8)
+    model.save(path)
+    code = (
+        "import sys, numpy as np, kerasseg; "
+        f"m = kerasseg.load_model({str(path)!r}); "
+        "print(m.predict(np.zeros((1, 32, 32, 3), 'float32'), verbose=0).shape)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "(1, 32, 32, 3)" in out.stdout
+
+    with pytest.raises(FileNotFoundError, match="missing.keras"):
+        kerasseg.load_model(str(tmp_path / "missing.keras"))

@@ -60,14 +60,12 @@ def _calibration_images(source, image_size, steps):
 
 
 def run(args):
-    import keras
-
-    import kerasseg  # noqa: F401  (registers the custom layers)
     from kerasseg import export
     from kerasseg.export.common import fixed_image_size
+    from kerasseg.saving import load_model
 
     fmt = args.format or _EXTENSIONS.get(os.path.splitext(args.output_path)[1], "saved_model")
-    model = keras.saving.load_model(args.model, safe_mode=True)
+    model = load_model(args.model)
     labels = None
     if args.labels:
         with open(args.labels) as f:

@@ -163,11 +163,11 @@ def single_input(model):
 def _normalisation(model):
     """Describes the model's in-graph `Preprocess` layer (the runtime feeds raw pixels)."""
     from kerasseg.layers import Preprocess
-    from kerasseg.layers.preprocessing import _MODES
+    from kerasseg.layers.preprocessing import NORMALIZATIONS
 
     for layer in model.layers:
         if isinstance(layer, Preprocess):
-            order, mean, std = _MODES[layer.mode]
+            order, mean, std = NORMALIZATIONS[layer.mode]
             return {
                 "inside_model": True,
                 "mode": layer.mode,

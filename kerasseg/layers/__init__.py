@@ -1,6 +1,7 @@
 """Custom Keras layers. Each is registered under the "kerasseg" package so
 models that use them load with `keras.saving.load_model(..., safe_mode=True)`."""
 
+from kerasseg.layers.adaptive_pooling import AdaptiveAveragePooling2D
 from kerasseg.layers.crf import DenseCRF
 from kerasseg.layers.geometry import CropLike, ResizeLike
 from kerasseg.layers.pooling import MaxPoolingWithArgmax2D, MaxUnpooling2D
@@ -8,6 +9,7 @@ from kerasseg.layers.preprocessing import Preprocess
 from kerasseg.layers.upsampling import LearnedUpsampling2D, bilinear_kernel
 
 __all__ = [
+    "AdaptiveAveragePooling2D",
     "CropLike",
     "DenseCRF",
     "LearnedUpsampling2D",

@@ -3,7 +3,7 @@
 `tf.nn.max_pool_with_argmax` is not a TFLite builtin (it becomes a Flex op).
 Here each 2x2 window is moved into the channel axis with SPACE_TO_DEPTH, its
 maximum and ARG_MAX taken there, and unpooling puts each value back at its
-index with ONE_HOT and DEPTH_TO_SPACE: every step is a builtin.
+index with EQUAL, SELECT_V2 and DEPTH_TO_SPACE: every step is a builtin.
 """
 
 import keras
@@ -68,10 +68,15 @@ class MaxUnpooling2D(keras.layers.Layer):
         values, indices, reference = inputs
         shape = tf.shape(values)
         batch, height, width, channels = shape[0], shape[1], shape[2], shape[3]
-        flat_indices = tf.reshape(indices, [batch, height * width, channels])
-        mask = tf.one_hot(flat_indices, 4, axis=2, dtype=values.dtype)
+        flat_indices = tf.reshape(indices, [batch, height * width, 1, channels])
         flat_values = tf.reshape(values, [batch, height * width, 1, channels])
-        windows = tf.reshape(mask * flat_values, [batch, height, width, 4 * channels])
+        # A select rather than a one-hot product: int8 conversion would give
+        # the one-hot mask the activations' scale, so its zeros would not be 0.
+        positions = tf.reshape(tf.range(4, dtype=indices.dtype), [1, 1, 4, 1])
+        windows = tf.where(
+            tf.equal(flat_indices, positions), flat_values, tf.zeros_like(flat_values)
+        )
+        windows = tf.reshape(windows, [batch, height, width, 4 * channels])
         return crop_to(tf.nn.depth_to_space(windows, 2), reference, 0, 0)
 
     def compute_output_shape(self, input_shapes):

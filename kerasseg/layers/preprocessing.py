@@ -7,7 +7,7 @@ from kerasseg.utils import check_choice
 
 # Per-mode (channel order, mean, std) for the three RGB channels, in the
 # conventions of `keras.applications.imagenet_utils.preprocess_input`.
-_MODES = {
+NORMALIZATIONS = {
     "caffe": ((2, 1, 0), (103.939, 116.779, 123.68), (1.0, 1.0, 1.0)),
     "torch": ((0, 1, 2), (123.675, 116.28, 103.53), (58.395, 57.12, 57.375)),
     "tf": ((0, 1, 2), (127.5, 127.5, 127.5), (127.5, 127.5, 127.5)),
@@ -33,11 +33,11 @@ class Preprocess(keras.layers.Layer):
 
     def __init__(self, mode="tf", **kwargs):
         super().__init__(**kwargs)
-        self.mode = check_choice("mode", mode, tuple(_MODES))
+        self.mode = check_choice("mode", mode, tuple(NORMALIZATIONS))
 
     def build(self, input_shape):
         channels = input_shape[-1]
-        order, mean, std = _MODES[self.mode]
+        order, mean, std = NORMALIZATIONS[self.mode]
         if self.mode == "none":
             order, mean, std = tuple(range(channels)), (0.0,) * channels, (1.0,) * channels
         elif channels < 3:

@@ -39,7 +39,7 @@ def segnet(
     maximum came from; the matching decoder block puts its values back at
     exactly those positions (zeros elsewhere) and densifies them with
     convolutions. The pooling and unpooling are built from TFLite builtins
-    (SPACE_TO_DEPTH, ARG_MAX, ONE_HOT, DEPTH_TO_SPACE), so the model converts
+    (SPACE_TO_DEPTH, ARG_MAX, EQUAL, SELECT_V2, DEPTH_TO_SPACE), so the model converts
     without Flex ops. Pooling uses "ceil" mode, so odd sizes work and the
     output always has the input's size.
 

@@ -43,13 +43,10 @@ class LiteRTBackend:
             from ai_edge_litert.interpreter import Interpreter
         except ImportError as error:
             raise ImportError(
-                "Running .tflite files needs LiteRT: pip install 'ai-edge-litert>=1.2,<3'"
+                "Running .tflite files needs LiteRT: pip install 'kerasseg[export]'"
             ) from error
         try:
             self._interpreter = Interpreter(model_path=os.fspath(path), num_threads=num_threads)
-            # Allocated once here: the signature runner would resize and re-allocate
-            # on every call.
-            self._interpreter.allocate_tensors()
             signatures = self._interpreter.get_signature_list()
             if signatures:  # named tensors; exporters write one signature
                 runner = self._interpreter.get_signature_runner(next(iter(signatures)))
@@ -61,6 +58,7 @@ class LiteRTBackend:
         except (ValueError, RuntimeError) as error:
             raise _load_error(path, "LiteRT", error) from error
         self._input_details, self._output_details = inputs, outputs
+        self._allocated = False
         self.inputs = [self._info(name, d) for name, d in inputs.items()]
         self.outputs = [self._info(name, d) for name, d in outputs.items()]
 
@@ -72,6 +70,16 @@ class LiteRTBackend:
         return TensorInfo(name, shape, np.dtype(detail["dtype"]), quantization)
 
     def run(self, feed):
+        if not self._allocated:
+            # Once, on first use (the signature runner would re-allocate on every call).
+            try:
+                self._interpreter.allocate_tensors()
+            except RuntimeError as error:
+                raise RuntimeError(
+                    f"LiteRT cannot prepare this model: {error}. A model exported with "
+                    "allow_flex_ops=True needs an interpreter linked with the Flex delegate."
+                ) from error
+            self._allocated = True
         for name, value in feed.items():
             self._interpreter.set_tensor(self._input_details[name]["index"], value)
         self._interpreter.invoke()

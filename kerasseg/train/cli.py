@@ -70,14 +70,11 @@ def inference_options(args):
 
 def load_model(path):
     """Loads a kerasseg `.keras` model (safe mode, not compiled)."""
-    import keras
-
-    import kerasseg.layers  # noqa: F401  (registers the custom layers)
-    import kerasseg.models  # noqa: F401
+    from kerasseg.saving import load_model as load_kerasseg_model
 
     if not os.path.isfile(path):
         raise FileNotFoundError(f"--model: no such file: {path}")
-    return keras.saving.load_model(path, compile=False)
+    return load_kerasseg_model(path)
 
 
 def save_evaluation(result, output_dir):
