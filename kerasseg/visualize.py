@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 
 
-def voc_palette(num_classes):
+def voc_palette(num_classes=256):
     """The PASCAL VOC colour map extended to `num_classes` colours, (N, 3) uint8.
 
     Colours come from spreading the bits of the class index over R, G and B,

@@ -25,6 +25,7 @@ import numpy as np
 import tensorflow as tf
 
 from kerasseg.utils import check_choice, check_positive_int
+from kerasseg.visualize import voc_palette
 
 IGNORE_LABEL = 255
 
@@ -65,26 +66,6 @@ ADE20K_CLASSES = (
     "glass", "clock", "flag",
 )
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
-
-
-def voc_palette(num_colours=256):
-    """The PASCAL VOC colour map: (num_colours, 3) uint8, index 255 = (224, 224, 192).
-
-    Args:
-        num_colours: Number of entries.
-
-    Returns:
-        A uint8 array (num_colours, 3).
-    """
-    palette = np.zeros((num_colours, 3), np.uint8)
-    for index in range(num_colours):
-        value, colour = index, [0, 0, 0]
-        for bit in range(8):
-            for channel in range(3):
-                colour[channel] |= ((value >> channel) & 1) << (7 - bit)
-            value >>= 3
-        palette[index] = colour
-    return palette
 
 
 # === Decoding, with checks that name the file ===
