@@ -160,6 +160,31 @@ class FrameWriter:
             self.video.release()
 
 
+class FrameSink:
+    """Where a demo's finished frames go: the output file, the window with
+    --show, and the last frame for --screenshot."""
+
+    def __init__(self, args, title):
+        self.args, self.title, self.writer, self.last = args, title, None, None
+
+    def add(self, frame, fps):
+        """Writes one frame; returns False once the user closes the window."""
+        if self.writer is None:
+            self.writer = FrameWriter(self.args.output, fps)
+        self.writer.write(frame)
+        self.last = frame
+        return not self.args.show or show(frame, self.title)
+
+    def close(self, summary):
+        """Finishes the output, says what was written, saves the screenshot."""
+        if self.writer is None:
+            raise ValueError(f"--input {self.args.input!r} gave no frames.")
+        self.writer.close()
+        print(f"Wrote {self.writer.count} frame(s) to {self.args.output} ({summary}).")
+        if self.args.screenshot:
+            save_screenshot(self.last, self.args.screenshot)
+
+
 class FPSMeter:
     """Frames per second of the processing loop, smoothed over recent frames."""
 

@@ -159,7 +159,8 @@ def run(argv=None):
     else:
         frames = _common.frames_from(args.input, args.frames)
 
-    writer, meter, background, last = None, _common.FPSMeter(), None, None
+    sink, meter = _common.FrameSink(args, "kerasseg portrait mode"), _common.FPSMeter()
+    background = None
     for index, (frame, fps) in enumerate(frames):
         if args.frames is not None and index >= args.frames:
             break
@@ -180,19 +181,10 @@ def run(argv=None):
         scale = _common.text_scale(result)
         _common.put_text(result, f"{meter.fps:.0f} FPS  (model + mask {model_ms:.0f} ms)",
                          (6, int(22 * scale / 0.5)), scale)
-        if writer is None:
-            writer = _common.FrameWriter(args.output, fps)
-        writer.write(result)
-        last = result
-        if args.show and not _common.show(result, "kerasseg portrait mode"):
+        if not sink.add(result, fps):
             break
-    if writer is None:
-        raise ValueError(f"--input {args.input!r} gave no frames.")
-    writer.close()
-    print(f"Wrote {writer.count} frame(s) to {args.output} ({meter.fps:.1f} FPS, "
-          f"{os.path.basename(model_path)}, {args.threads} thread(s)).")
-    if args.screenshot:
-        _common.save_screenshot(last, args.screenshot)
+    sink.close(f"{meter.fps:.1f} FPS, {os.path.basename(model_path)}, "
+               f"{args.threads} thread(s)")
     return 0
 
 
