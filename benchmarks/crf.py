@@ -106,6 +106,7 @@ def main():
         return
 
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
+    load_before = os.getloadavg()[0]
     results = {}
     for threads in (1, 2):
         command = [sys.executable, __file__, "--worker-threads", str(threads), "--repeats",
@@ -117,7 +118,8 @@ def main():
     clock = "CPU time" if args.cpu_time else "wall-clock"
     print(f"Dense CRF, {NUM_CLASSES} classes, best of {args.repeats} ({clock} ms); pydensecrf2 is "
           "single-threaded and timed alternately with kerasseg in each run;\n"
-          "ratio = pydensecrf2 / kerasseg (> 1: kerasseg faster)")
+          "ratio = pydensecrf2 / kerasseg (> 1: kerasseg faster); 1-minute load average "
+          f"{load_before:.2f} before, {os.getloadavg()[0]:.2f} after (on {os.cpu_count()} CPUs)")
     header = (f"{'size':>9} {'iters':>5} | {'pydensecrf2':>11} {'ours 1 thr':>10} {'ratio':>6} | "
               f"{'pydensecrf2':>11} {'ours 2 thr':>10} {'ratio':>6}")
     print(header)

@@ -5,7 +5,6 @@ permutohedral-lattice filtering from `kerasseg.ops`.
 """
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 from kerasseg.layers.crf import DenseCRF, check_float, crf_features, mean_field
@@ -72,10 +71,8 @@ def refine(image, probabilities, num_iterations=5, theta_alpha=80.0, theta_beta=
     unary = tf.math.log(tf.clip_by_value(
         tf.reshape(probabilities, [shape[0], -1, shape[3]]), PROBABILITY_CLIP, 1.0))
     appearance, smoothness = crf_features(image, *thetas)
-    num_classes = probabilities.shape[-1]
     logits = mean_field(unary, appearance, smoothness, float(appearance_weight),
-                        float(smoothness_weight), tf.constant(1 - np.eye(num_classes), tf.float32),
-                        num_iterations)
+                        float(smoothness_weight), None, num_iterations)
     refined = tf.reshape(tf.nn.softmax(logits), shape)
     if not batched:
         refined = refined[0]

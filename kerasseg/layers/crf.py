@@ -68,15 +68,34 @@ def mean_field(unary, appearance, smoothness, appearance_weights, smoothness_wei
             per-point constant).
         appearance: `[batch, points, d_a]` appearance features.
         smoothness: `[batch, points, d_s]` smoothness features.
-        appearance_weights: `[classes]` (or scalar) weight of the appearance kernel.
-        smoothness_weights: `[classes]` (or scalar) weight of the smoothness kernel.
+        appearance_weights: `[classes]` (or scalar) weight of the appearance
+            kernel; a number >= 0 when `compatibility` is None.
+        smoothness_weights: `[classes]` (or scalar) weight of the smoothness
+            kernel; a number >= 0 when `compatibility` is None.
         compatibility: `[classes, classes]` label compatibility (penalty of
-            label l' next to label l; Potts is `1 - I`).
+            label l' next to label l), or None for Potts (`1 - I`), computed
+            with fewer operations.
         num_iterations: number of mean-field iterations.
 
     Returns:
-        `[batch, points, classes]` logits after the last iteration.
+        `[batch, points, classes]` logits after the last iteration; with
+        `compatibility=None` they are known up to a per-point constant, which
+        softmax ignores.
     """
+    if compatibility is None:
+        # Potts: m @ (w * (1 - I)) = w * sum_l m_l - w * m, whose first term is
+        # the same for every label of a point and cancels in the softmax. So
+        # logits = unary + w_a K_a Q + w_s K_s Q, each weight folded into its
+        # filter's lattice: per iteration a softmax, two filters and one sum.
+        filters = [normalized_gaussian_filter_fn(features, weight)
+                   for features, weight in ((appearance, appearance_weights),
+                                            (smoothness, smoothness_weights)) if weight > 0]
+        logits = unary
+        for _ in range(num_iterations):
+            q = tf.nn.softmax(logits)
+            logits = tf.add_n([unary, *(smooth(q) for smooth in filters)])
+        return logits
+
     # The per-class kernel weights fold into the compatibility matrix:
     # (w * message) @ compatibility = message @ (diag(w) @ compatibility).
     kernels = [(normalized_gaussian_filter_fn(features),

@@ -25,6 +25,7 @@ uses the exact pure-TF `reference.gaussian_filter` after one warning.
 
 import collections
 import functools
+import math
 
 import tensorflow as tf
 
@@ -107,17 +108,19 @@ def gaussian_filter_fn(features):
     return functools.partial(lattice_filter, lattice=lattice)
 
 
-def normalized_gaussian_filter_fn(features):
+def normalized_gaussian_filter_fn(features, scale=1.0):
     """Returns the symmetrically normalised Gaussian filter for `features`.
 
-    The filter is `D^-1/2 K D^-1/2` with `K` the Gaussian kernel matrix and
-    `D = diag(K 1)`, pydensecrf's default normalisation: symmetric, so its own
-    transpose, and close to an average. With the C++ op both diagonal
-    factors are folded into the lattice's barycentric weights (the same
-    weights splat and slice), so normalisation costs nothing per call.
+    The filter is `scale * D^-1/2 K D^-1/2` with `K` the Gaussian kernel
+    matrix and `D = diag(K 1)`, pydensecrf's default normalisation: symmetric,
+    so its own transpose, and close to an average. With the C++ op both
+    diagonal factors and `sqrt(scale)` are folded into the lattice's
+    barycentric weights (the same weights splat and slice), so normalisation
+    and scaling cost nothing per call.
 
     Args:
         features: `[batch, points, dims]`, already divided by the bandwidths.
+        scale: a number >= 0 that multiplies the filter (a kernel weight).
 
     Returns:
         A function mapping `[batch, points, channels]` values to filtered values.
@@ -125,10 +128,10 @@ def normalized_gaussian_filter_fn(features):
     if _ops() is None:
         smooth = gaussian_filter_fn(features)
         norm = tf.math.rsqrt(smooth(tf.ones_like(features[..., :1])) + 1e-20)
-        return lambda values: norm * smooth(values * norm)
+        return lambda values: (scale * norm) * smooth(values * norm)
     lattice = permutohedral_lattice(features)
     ones = tf.ones_like(lattice.weights[..., :1])
-    norm = tf.math.rsqrt(lattice_filter(ones, lattice) + 1e-20)
+    norm = tf.math.rsqrt(lattice_filter(ones, lattice) + 1e-20) * math.sqrt(scale)
     return functools.partial(lattice_filter, lattice=lattice._replace(
         weights=lattice.weights * norm))
 

@@ -7,6 +7,7 @@ import pytest
 import tensorflow as tf
 
 from kerasseg.layers import DenseCRF
+from kerasseg.layers.crf import crf_features, mean_field
 from kerasseg.ops import custom_ops_available, permutohedral
 from tests.layer_checks import check_layer_round_trip
 
@@ -62,6 +63,20 @@ def test_lattice_crf_matches_exact_crf(monkeypatch):
     monkeypatch.setattr(permutohedral, "_ops", lambda: None)  # exact pure-TF fallback
     exact = layer([logits, images]).numpy()
     assert (approximate.argmax(-1) == exact.argmax(-1)).mean() >= 0.99
+
+
+@pytest.mark.parametrize("weights", [(10.0, 3.0), (0.0, 3.0)])
+def test_potts_shortcut_matches_the_compatibility_matrix(weights):
+    # compatibility=None drops a per-point constant from the logits and folds
+    # the kernel weights into the lattices: same probabilities as 1 - I.
+    images, logits, _ = scene()
+    unary = tf.reshape(logits, [2, -1, NUM_CLASSES])
+    features = crf_features(images, 20.0, 13.0, 3.0)
+    potts = mean_field(unary, *features, *weights, None, 3)
+    matrix = mean_field(unary, *features, *weights, tf.constant(1 - np.eye(NUM_CLASSES),
+                                                                tf.float32), 3)
+    np.testing.assert_allclose(tf.nn.softmax(potts), tf.nn.softmax(matrix), atol=2e-6)
+    assert np.abs(potts - matrix).max() > 0.1  # the dropped constant: a different path
 
 
 def test_trains_end_to_end():

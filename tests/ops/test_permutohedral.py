@@ -2,7 +2,11 @@
 reference, its gradient, and robustness. Tests marked with the `impl`
 fixture run against both implementations."""
 
+import os
+import subprocess
+import sys
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,6 +17,7 @@ from kerasseg.ops import (
     gaussian_filter,
     lattice_filter,
     loader,
+    permutohedral,
     permutohedral_filter,
     permutohedral_lattice,
     reference,
@@ -224,6 +229,49 @@ def test_fuzz_random_shapes_and_values():
         except tf.errors.InvalidArgumentError:
             continue
         assert np.isfinite(out.numpy()).all()
+
+
+ONE_THREAD_SCRIPT = """
+import sys
+import numpy as np
+import tensorflow as tf
+tf.config.threading.set_intra_op_parallelism_threads(1)
+from kerasseg.ops import permutohedral
+values, features = np.load(sys.argv[1]), np.load(sys.argv[2])
+lattice = permutohedral.permutohedral_lattice(features)
+ops = permutohedral._ops()
+np.savez(sys.argv[3], offsets=lattice.offsets, neighbors=lattice.neighbors,
+         filtered=[ops.kerasseg_permutohedral_filter(values, *lattice, reverse=r)
+                   for r in (False, True)])
+"""
+
+
+@requires_op
+@pytest.mark.slow  # starts a second TensorFlow
+@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="one core: one thread here too")
+def test_results_do_not_depend_on_the_thread_count(tmp_path):
+    # The threads split the lattice construction and the filter's splat, blur
+    # and slice, but every vertex and point still sums its terms in the same
+    # order: same lattice and bit-for-bit the same result as one thread (in a
+    # subprocess: TensorFlow fixes its thread count when it starts; here it
+    # uses one per core).
+    features = image_features(96, 100, theta_xy=8.0, theta_rgb=13.0)
+    values = random_values(1, features.shape[1], 3)
+    paths = [tmp_path / name for name in ("values.npy", "features.npy", "out.npz")]
+    np.save(paths[0], values)
+    np.save(paths[1], features)
+    environment = dict(os.environ, PYTHONPATH=str(Path(__file__).parents[2]),
+                       CUDA_VISIBLE_DEVICES="", TF_CPP_MIN_LOG_LEVEL="3")
+    subprocess.run([sys.executable, "-c", ONE_THREAD_SCRIPT, *map(str, paths)],
+                   env=environment, capture_output=True, check=True)
+    one_thread = np.load(paths[2])
+    lattice = permutohedral_lattice(features)
+    ops = permutohedral._ops()
+    np.testing.assert_array_equal(lattice.offsets, one_thread["offsets"])
+    np.testing.assert_array_equal(lattice.neighbors, one_thread["neighbors"])
+    np.testing.assert_array_equal(
+        [ops.kerasseg_permutohedral_filter(values, *lattice, reverse=r) for r in (False, True)],
+        one_thread["filtered"])
 
 
 def test_concurrent_calls_from_threads(impl):

@@ -58,8 +58,9 @@ int64_t FirstNonFinite(const float* data, int64_t size) {
   return -1;
 }
 
-// Whether every index lies in [low, high), as a vectorisable reduction.
-bool AllInRange(const int32_t* data, int64_t size, int64_t low, int64_t high) {
+// Whether every index lies in [low, high), as a vectorisable reduction (the
+// bounds are int32 like the data, or the loop would not vectorise).
+bool AllInRange(const int32_t* data, int64_t size, int32_t low, int32_t high) {
   uint32_t outside = 0;
   for (int64_t i = 0; i < size; ++i) {
     outside |= static_cast<uint32_t>(data[i] < low) | static_cast<uint32_t>(data[i] >= high);
@@ -201,7 +202,7 @@ class PermutohedralFilterOp : public OpKernel {
     const int32_t* neighbors_data = neighbors.flat<int32_t>().data();
     const auto vertex_counts = num_vertices.flat<int32_t>();
     for (int64_t b = 0; b < batch; ++b) {
-      const int64_t m = vertex_counts(b);
+      const int32_t m = vertex_counts(b);
       OP_REQUIRES(context, m >= 0 && m <= max_vertices,
                   InvalidArgument("num_vertices[", b, "] = ", m, " is outside [0, ",
                                   max_vertices, "]"));

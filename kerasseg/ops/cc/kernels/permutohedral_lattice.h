@@ -42,7 +42,9 @@ struct Lattice {
 
 // Builds the lattice for `features` (num_points x dims, row major, already
 // divided by the kernel bandwidths so the kernel is exp(-|f_i - f_j|^2 / 2)).
-// Features must be finite and bounded by kMaxFeatureMagnitude.
+// Features must be finite and bounded by kMaxFeatureMagnitude, and
+// 1 <= dims <= kMaxFeatureDims. Vertices are numbered in order of first use
+// by the points.
 Lattice BuildLattice(const float* features, int64_t num_points, int dims,
                      const ParallelFor& parallel_for);
 
