@@ -12,7 +12,7 @@ import keras
 import numpy as np
 import pytest
 
-from kerasseg.train import Config, PolyDecay, train
+from kerasseg.train import Config, PolyDecay, StepDecay, train
 from kerasseg.train.config import DATASETS
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -102,6 +102,28 @@ def test_poly_decay_matches_formula_and_round_trips():
     assert restored.get_config() == schedule.get_config()
     with pytest.raises(ValueError, match="warmup_steps"):
         PolyDecay(0.1, decay_steps=10, warmup_steps=10)
+
+
+def test_step_decay_matches_formula_and_round_trips():
+    from kerasseg.train import _optimizer
+
+    schedule = StepDecay(0.01, boundaries=[60, 80], decay_rate=0.1, warmup_steps=10,
+                         warmup_start=0.5)
+    for step, expected in ((0, 0.005), (5, 0.0075), (10, 0.01), (59, 0.01), (60, 0.001),
+                           (79, 0.001), (80, 0.0001), (500, 0.0001)):
+        assert float(schedule(step)) == pytest.approx(expected, rel=1e-5), step
+    restored = keras.optimizers.schedules.deserialize(
+        keras.optimizers.schedules.serialize(schedule))
+    assert isinstance(restored, StepDecay) and restored.get_config() == schedule.get_config()
+    # The config's "step" schedule decays at its fractions of the run.
+    config = Config.from_dict({"optimizer": {"schedule": "step", "learning_rate": 0.1,
+                                             "decay_at": [0.5, 0.75], "decay_rate": 0.5}})
+    optimizer = _optimizer(config.optimizer, total_steps=100)
+    rates = []
+    for step in (49, 50, 75):
+        optimizer.iterations.assign(step)
+        rates.append(float(optimizer.learning_rate))
+    assert rates == pytest.approx([0.1, 0.05, 0.025])
 
 
 def test_weight_decay_skips_biases_and_batch_norm():

@@ -157,8 +157,10 @@ def lpsnet(
 
     A functional model with a dict of outputs; the panoptic map comes from the
     non-parametric head `kerasseg.panoptic.panoptic_merge` (numpy, TF-free) or
-    `panoptic_merge_tf`. Train it with `kerasseg.panoptic.compile_lpsnet` and
-    `kerasseg.panoptic.panoptic_dataset`. The box head reads P3..P7 (strides
+    `panoptic_merge_tf`. Train it with `kerasseg train` (a config with
+    `model: {name: lpsnet}`, see `kerasseg.train.config`), or with
+    `kerasseg.panoptic.compile_lpsnet` and `kerasseg.panoptic.panoptic_dataset`
+    in your own loop. The box head reads P3..P7 (strides
     8..128); any input size works, training sizes are multiples of 32.
 
     Reference:

@@ -13,7 +13,8 @@ first use:
 - `lpsnet_losses`, `compile_lpsnet`, `lpsnet_optimizer` (losses)
 - `panoptic_dataset` (tf.data targets for `model.fit`),
   `coco_panoptic_dataset`, `cityscapes_panoptic_dataset` (panoptic ground truth),
-  `evaluate_panoptic` (PQ of a model over a dataset)
+  `evaluate_panoptic` (PQ of a model over a dataset), `load_panoptic_split`
+  (the datasets of `kerasseg train`)
 """
 
 import importlib
@@ -45,6 +46,7 @@ _LAZY = {
     "panoptic_targets_fn": "kerasseg.panoptic.data",
     "coco_panoptic_dataset": "kerasseg.panoptic.data",
     "evaluate_panoptic": "kerasseg.panoptic.data",
+    "load_panoptic_split": "kerasseg.panoptic.data",
     "cityscapes_panoptic_dataset": "kerasseg.panoptic.data",
 }
 

@@ -1,5 +1,6 @@
 """tf.data plumbing: panoptic ground truth -> LPSNet training targets."""
 
+import keras
 import numpy as np
 import tensorflow as tf
 
@@ -118,6 +119,12 @@ def coco_panoptic_dataset(root, split="train", label_divisor=LABEL_DIVISOR):
     Returns:
         (dataset, thing_classes).
     """
+    dataset, _, thing_classes = _coco_panoptic(root, split, label_divisor)
+    return dataset, thing_classes
+
+
+def _coco_panoptic(root, split, label_divisor):
+    """(dataset, number of categories, thing_classes) of a COCO panoptic split."""
     import os
 
     from kerasseg.panoptic.readers import read_coco_panoptic, read_coco_panoptic_json
@@ -131,7 +138,7 @@ def coco_panoptic_dataset(root, split="train", label_divisor=LABEL_DIVISOR):
              os.path.join(png_dir, png), segments, category_map, thing_classes, label_divisor))
         for image, png, segments in annotations
     ]
-    return _generator_dataset(pairs), thing_classes
+    return _generator_dataset(pairs), len(category_map), thing_classes
 
 
 def cityscapes_panoptic_dataset(root, split="train", label_divisor=LABEL_DIVISOR):
@@ -162,13 +169,59 @@ def cityscapes_panoptic_dataset(root, split="train", label_divisor=LABEL_DIVISOR
     return _generator_dataset(pairs), CITYSCAPES_THING_CLASSES
 
 
+def load_panoptic_split(dataset, root=None, split="train", num_images=None,
+                        image_size=(128, 128), seed=0, label_divisor=LABEL_DIVISOR):
+    """One split of a panoptic dataset, as `kerasseg train` and `evaluate` read it.
+
+    Args:
+        dataset: "synthetic" (`kerasseg.data.synthetic` scenes, drawn once and
+            kept in memory), "coco_panoptic" or "cityscapes" (read from `root`
+            by `coco_panoptic_dataset` / `cityscapes_panoptic_dataset`).
+        root: dataset folder (not for "synthetic").
+        split: split name.
+        num_images: number of synthetic scenes (None: the split's default).
+        image_size: (height, width) of synthetic scenes.
+        seed: synthetic dataset seed.
+        label_divisor: panoptic id divisor.
+
+    Returns:
+        (pairs, num_classes, thing_classes): pairs is an unbatched dataset of
+        (image float32 (H, W, 3) in [0, 255], panoptic id map int32 (H, W)).
+    """
+    if dataset == "synthetic":
+        from kerasseg.data.synthetic import NUM_CLASSES, THING_CLASSES, synthetic_dataset
+
+        def to_panoptic(image, truth):
+            panoptic = tf.numpy_function(
+                lambda s, i: compose_panoptic(s, i, THING_CLASSES, label_divisor),
+                [truth["semantic"], truth["instances"]], tf.int32)
+            return tf.cast(image, tf.uint8), tf.ensure_shape(panoptic, image.shape[:2])
+
+        scenes = synthetic_dataset(split, num_images, tuple(image_size), seed=seed, panoptic=True)
+        # Scenes are drawn in Python: draw once, keep them (as uint8) in memory.
+        pairs = scenes.map(to_panoptic).cache()
+        pairs = pairs.map(lambda image, panoptic: (tf.cast(image, tf.float32), panoptic))
+        return pairs, NUM_CLASSES, THING_CLASSES
+    if dataset == "coco_panoptic":
+        return _coco_panoptic(root, split, label_divisor)
+    if dataset == "cityscapes":
+        from kerasseg.panoptic.readers import CITYSCAPES_LABEL_TO_TRAIN_ID
+
+        pairs, thing_classes = cityscapes_panoptic_dataset(root, split, label_divisor)
+        return pairs, len(CITYSCAPES_LABEL_TO_TRAIN_ID), thing_classes
+    raise ValueError("`dataset` must be one of 'synthetic', 'coco_panoptic', 'cityscapes' "
+                     f"for panoptic segmentation. Received: dataset={dataset!r}")
+
+
 def evaluate_panoptic(model, dataset, num_classes, thing_classes, label_divisor=LABEL_DIVISOR,
-                      **merge_options):
-    """PQ, SQ, RQ of an LPSNet model over a dataset of (image, panoptic) pairs.
+                      class_names=None, **merge_options):
+    """PQ, SQ, RQ and semantic scores of an LPSNet model over a dataset.
 
     Each image goes through the model, then the numpy panoptic head
     (`panoptic_merge`, with `merge_options`), and is scored against its
-    panoptic ground truth (`kerasseg.panoptic.quality`).
+    panoptic ground truth (`kerasseg.panoptic.quality`); the argmax of the
+    semantic output is scored against the ground truth's categories (void
+    left out) as `kerasseg.metrics.segmentation_scores`.
 
     Args:
         model: a model from `kerasseg.lpsnet`.
@@ -177,23 +230,67 @@ def evaluate_panoptic(model, dataset, num_classes, thing_classes, label_divisor=
         num_classes: number of categories.
         thing_classes: thing category ids, in the class head's order.
         label_divisor: panoptic id divisor.
+        class_names: names of the categories, for the semantic per-class scores.
         **merge_options: overrides of `kerasseg.panoptic.MERGE_DEFAULTS`.
 
     Returns:
-        The dict of `kerasseg.panoptic.quality.summarize`.
+        The dict of `kerasseg.panoptic.quality.summarize`, plus "semantic":
+        the dict of `kerasseg.metrics.segmentation_scores` with "confusion".
     """
+    from kerasseg import metrics
     from kerasseg.panoptic.merge import panoptic_merge
     from kerasseg.panoptic.quality import panoptic_statistics, summarize
 
     stats = np.zeros((num_classes, 4))
+    confusion = np.zeros((num_classes, num_classes), np.int64)
     for image, truth in dataset.as_numpy_iterator():
         if isinstance(truth, dict):
             truth = compose_panoptic(truth["semantic"], truth["instances"], thing_classes,
                                      label_divisor)
-        outputs = {k: np.asarray(v)[0] for k, v in model(image[None]).items()}
+        outputs = {k: np.asarray(v)[0] for k, v in model(image[None], training=False).items()}
         prediction = panoptic_merge(outputs["semantic"], outputs["class_logits"],
                                     outputs["boxes"], outputs["borderness"], thing_classes,
                                     label_divisor, **merge_options)
         stats += panoptic_statistics(truth, prediction, num_classes, thing_classes,
                                      label_divisor)
-    return summarize(stats, thing_classes)
+        categories = np.where(truth < 0, IGNORE_LABEL, truth // label_divisor)
+        confusion += metrics.confusion_matrix(categories, outputs["semantic"].argmax(-1),
+                                              num_classes, IGNORE_LABEL)
+    semantic = {**metrics.segmentation_scores(confusion, class_names), "confusion": confusion}
+    return {**summarize(stats, thing_classes), "semantic": semantic}
+
+
+class PanopticValidation(keras.callbacks.Callback):
+    """Scores the panoptic head on a validation split after every epoch.
+
+    Adds "val_pq", "val_sq", "val_rq", "val_pq_things", "val_pq_stuff" and
+    "val_mean_iou" (semantic output) to the epoch's logs, for the callbacks
+    after it (checkpoints, CSV, TensorBoard). `kerasseg.train.train` uses it
+    for panoptic models.
+
+    Args:
+        dataset: unbatched (image, panoptic id map) pairs.
+        num_classes: number of categories.
+        thing_classes: thing category ids, in the class head's order.
+        label_divisor: panoptic id divisor.
+        **merge_options: overrides of `kerasseg.panoptic.MERGE_DEFAULTS`.
+    """
+
+    KEYS = ("pq", "sq", "rq", "pq_things", "pq_stuff")
+
+    def __init__(self, dataset, num_classes, thing_classes, label_divisor=LABEL_DIVISOR,
+                 **merge_options):
+        super().__init__()
+        self.dataset = dataset
+        self.num_classes = num_classes
+        self.thing_classes = tuple(thing_classes)
+        self.label_divisor = label_divisor
+        self.merge_options = merge_options
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is None:
+            return
+        result = evaluate_panoptic(self.model, self.dataset, self.num_classes,
+                                   self.thing_classes, self.label_divisor, **self.merge_options)
+        logs.update({f"val_{key}": result[key] for key in self.KEYS})
+        logs["val_mean_iou"] = result["semantic"]["mean_iou"]

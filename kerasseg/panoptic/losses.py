@@ -205,9 +205,10 @@ def lpsnet_schedule(total_steps, learning_rate=0.01, decay_at=(2 / 3, 8 / 9), de
     """The paper's step schedule: `learning_rate`, times `decay_rate` at each
     fraction of `total_steps` in `decay_at` (the paper does not give the
     steps; these are Detectron's 1x schedule)."""
+    from kerasseg.train.schedules import StepDecay
+
     boundaries = [max(1, int(fraction * total_steps)) for fraction in decay_at]
-    values = [learning_rate * decay_rate**i for i in range(len(boundaries) + 1)]
-    return keras.optimizers.schedules.PiecewiseConstantDecay(boundaries, values)
+    return StepDecay(learning_rate, boundaries, decay_rate)
 
 
 def lpsnet_optimizer(total_steps, learning_rate=0.01, momentum=0.9, weight_decay=1e-4,

@@ -104,8 +104,9 @@ def summarize(stats, thing_classes):
     Returns:
         A dict: "pq", "sq", "rq", "pq_things", "sq_things", "rq_things",
         "pq_stuff", "sq_stuff", "rq_stuff" (floats in [0, 1]; 0 when no
-        category counts) and "per_class_pq" (num_classes,) with NaN for
-        categories absent from both ground truth and predictions.
+        category counts) and "per_class_pq", "per_class_sq", "per_class_rq"
+        (num_classes,) with NaN for categories absent from both ground truth
+        and predictions.
     """
     stats = np.asarray(stats, np.float64)
     tp, fp, fn, iou = stats[:, TP], stats[:, FP], stats[:, FN], stats[:, IOU]
@@ -126,6 +127,8 @@ def summarize(stats, thing_classes):
         result["sq" + suffix] = float(sq[chosen].sum() / count)
         result["rq" + suffix] = float(rq[chosen].sum() / count)
     result["per_class_pq"] = pq
+    result["per_class_sq"] = np.where(present, sq, np.nan)
+    result["per_class_rq"] = rq
     return result
 
 

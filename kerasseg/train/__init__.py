@@ -14,6 +14,15 @@
   `model.keras` (final model);
 - resumes a killed run from its last backup, inside the epoch it was in.
 
+Panoptic models (`Config.task == "panoptic"`, LPSNet) go through the same
+loop: their split datasets hold panoptic id maps, augmented like masks (void
+-1 as the pad value) and turned into LPSNet's targets per example
+(`kerasseg.panoptic.panoptic_targets_fn`); the loss is LPSNet's multi-task
+loss, the training metrics score the semantic output, and validation runs
+the panoptic head on the validation split each epoch (`PanopticValidation`:
+`val_pq`, `val_sq`, `val_rq`, `val_pq_things`, `val_pq_stuff`,
+`val_mean_iou`); `best.keras` keeps the best `val_pq`.
+
 Example:
     >>> from kerasseg.train import Config, train
     >>> config = Config.from_dict({"training": {"epochs": 2, "output_dir": "runs/demo"}})
@@ -36,12 +45,12 @@ from keras import ops
 
 from kerasseg.train.callbacks import JSONLogger, LearningRateLogger, StepBackup
 from kerasseg.train.config import Config
-from kerasseg.train.schedules import PolyDecay
+from kerasseg.train.schedules import PolyDecay, StepDecay
 from kerasseg.train.strategy import choose_strategy, is_chief, set_precision, worker_index
 
 __all__ = [
-    "Config", "PolyDecay", "TrainResult", "build_model", "evaluate", "resolve_num_classes",
-    "split_dataset", "train",
+    "Config", "PolyDecay", "StepDecay", "TrainResult", "build_model", "evaluate",
+    "resolve_num_classes", "split_dataset", "train",
 ]
 
 
@@ -98,14 +107,19 @@ def _train(config, strategy, callbacks):
     save_dir = run_dir if chief else os.path.join(run_dir, f".worker{worker_index(strategy)}")
 
     data = config.data
-    num_classes = resolve_num_classes(config)
+    panoptic = config.task == "panoptic"
+    thing_classes = None
+    if panoptic:
+        train_images, num_classes, thing_classes = _panoptic_split(config, data.train_split)
+    else:
+        num_classes = resolve_num_classes(config)
+        train_images = split_dataset(config, data.train_split)
     replicas = strategy.num_replicas_in_sync
     if data.batch_size % replicas:
         raise ValueError(
             f"`data.batch_size` must be a multiple of the number of replicas ({replicas}). "
             f"Received: data.batch_size={data.batch_size}"
         )
-    train_images = split_dataset(config, data.train_split)
     count = int(train_images.cardinality())
     if count == 0 or (count < 0 and training.steps_per_epoch is None):
         raise ValueError(
@@ -116,7 +130,7 @@ def _train(config, strategy, callbacks):
     steps_per_epoch = training.steps_per_epoch or max(1, count // data.batch_size)
     total_steps = steps_per_epoch * training.epochs
     val_dataset = None
-    if training.validate:
+    if training.validate and not panoptic:
         val_dataset = split_dataset(config, data.val_split)
         if val_dataset.element_spec[0].shape.is_fully_defined():
             val_dataset = val_dataset.batch(data.batch_size)
@@ -127,16 +141,21 @@ def _train(config, strategy, callbacks):
                                    ignore_label=data.ignore_label)
 
     with strategy.scope():
-        model = build_model(config, num_classes, synchronized_bn=replicas > 1)
+        model = build_model(config, num_classes, synchronized_bn=replicas > 1,
+                            thing_classes=thing_classes)
     trainee = model
     if multi_worker:
         # Built outside the scope on the same layers: see `_PerWorkerLogs`.
-        trainee = _PerWorkerLogs(model.inputs, model.outputs, name=model.name)
+        outputs = model.output if panoptic else model.outputs  # a dict keeps its names
+        trainee = _PerWorkerLogs(model.inputs, outputs, name=model.name)
     with strategy.scope():
+        loss, loss_weights = _loss(config)
+        metrics = _metrics(num_classes, data.ignore_label)
         trainee.compile(
             optimizer=_optimizer(config.optimizer, total_steps),
-            loss=_loss(config),
-            metrics=_metrics(num_classes, data.ignore_label),
+            loss=loss,
+            loss_weights=loss_weights,
+            metrics={"semantic": metrics} if panoptic else metrics,
         )
         if multi_worker:
             trainee.distribute_reduction_method = "first"
@@ -153,10 +172,15 @@ def _train(config, strategy, callbacks):
                     _remove(os.path.join(run_dir, name))
             config.save(run_dir)
         run_callbacks = [backup, LearningRateLogger(), *callbacks]
+        if training.validate and panoptic:
+            from kerasseg.panoptic.data import PanopticValidation
+
+            run_callbacks.append(PanopticValidation(
+                _panoptic_split(config, data.val_split)[0], num_classes, thing_classes))
         if training.validate:
             run_callbacks.append(keras.callbacks.ModelCheckpoint(
                 os.path.join(save_dir, "best.keras"),
-                monitor="val_mean_iou",
+                monitor="val_pq" if panoptic else "val_mean_iou",
                 mode="max",
                 save_best_only=True,
             ))
@@ -181,7 +205,8 @@ def _train(config, strategy, callbacks):
         for first_epoch, end_epoch, steps in plan:
             # The data stream restarts with each fit: a new seed, so no repeats.
             fit = trainee.fit(
-                _training_stream(train_images, config, training.seed + step, total_steps - step),
+                _training_stream(train_images, config, training.seed + step, total_steps - step,
+                                 thing_classes),
                 epochs=end_epoch,
                 initial_epoch=first_epoch,
                 steps_per_epoch=steps,
@@ -202,13 +227,14 @@ def _train(config, strategy, callbacks):
     return TrainResult(model, history, run_dir, initial_step, steps_per_epoch, strategy)
 
 
-def build_model(config, num_classes, synchronized_bn=False):
+def build_model(config, num_classes, synchronized_bn=False, thing_classes=None):
     """Builds the model of `config.model`: `name(num_classes, **args)`.
 
     `name` is a kerasseg builder ("deeplabv3plus") or, for your own builder, a
     "package.module:function" path. `synchronized_bn` is passed on to builders
     that take it; `bn_momentum`, if set, replaces every BatchNormalization
-    layer's momentum.
+    layer's momentum. A panoptic builder gets the dataset's `thing_classes`
+    unless `model.args` sets them, in which case they must be the same.
     """
     config = _as_config(config)
     name = config.model.name
@@ -226,6 +252,13 @@ def build_model(config, num_classes, synchronized_bn=False):
     args = dict(config.model.args)
     if synchronized_bn and "synchronized_bn" in inspect.signature(builder).parameters:
         args["synchronized_bn"] = True
+    if thing_classes is not None:
+        given = args.setdefault("thing_classes", tuple(thing_classes))
+        if tuple(given) != tuple(thing_classes):
+            raise ValueError(
+                f"`model.args.thing_classes` must be the dataset's thing classes "
+                f"{tuple(thing_classes)} (or be left out). Received: {tuple(given)}"
+            )
     model = builder(num_classes, input_shape=(None, None, 3), **args)
     if config.model.bn_momentum is not None:
         # Read when the training step is traced, and saved by get_config.
@@ -315,7 +348,11 @@ def resolve_num_classes(config):
 
 
 def split_dataset(config, split):
-    """Unbatched dataset of (image float32 [0, 255], mask int32) for `split`."""
+    """Unbatched dataset of (image float32 [0, 255], mask int32) for `split`;
+    for a panoptic config, the mask is the panoptic id map (see
+    `kerasseg.panoptic.load_panoptic_split`)."""
+    if config.task == "panoptic":
+        return _panoptic_split(config, split)[0]
     data = config.data
     if data.dataset == "synthetic":
         from kerasseg.data.synthetic import synthetic_dataset
@@ -333,13 +370,26 @@ def split_dataset(config, split):
     return load_dataset(data.dataset, data.root, split, **options)
 
 
-def _training_stream(images, config, seed, steps):
+def _panoptic_split(config, split):
+    """(pairs, num_classes, thing_classes) of a panoptic config's `split`."""
+    from kerasseg.panoptic.data import load_panoptic_split
+
+    data = config.data
+    count = data.num_train_images if split == data.train_split else data.num_val_images
+    pairs, num_classes, thing_classes = load_panoptic_split(
+        data.dataset, data.root, split, count, data.image_size, data.seed)
+    return pairs, data.num_classes or num_classes, thing_classes
+
+
+def _training_stream(images, config, seed, steps, thing_classes=None):
     """Shuffled, augmented batches for `steps` steps.
 
     Each pass over the data is shuffled with its own fixed seed, and example i
     of the stream is augmented with seed (seed, i): a `reshuffle_each_iteration`
     shuffle draws another order once the dataset is distributed, so one device
-    and several would not see the same data.
+    and several would not see the same data. With `thing_classes` (panoptic),
+    the masks are panoptic id maps, padded with void, and become LPSNet's
+    targets after augmentation.
     """
     data = config.data
     count = int(images.cardinality())
@@ -355,11 +405,22 @@ def _training_stream(images, config, seed, steps):
         )
     if data.augment:
         from kerasseg.data import pipeline
+        from kerasseg.panoptic.targets import VOID
 
         stream = pipeline(
             stream, training=True, crop_size=data.image_size, seed=seed, shuffle_buffer=0,
             min_scale=data.scale_range[0], max_scale=data.scale_range[1],
-            ignore_label=data.ignore_label, reseed_each_epoch=False, prefetch=False,
+            ignore_label=data.ignore_label if thing_classes is None else VOID,
+            reseed_each_epoch=False, prefetch=False,
+        )
+    if thing_classes is not None:
+        from kerasseg.panoptic.data import panoptic_targets_fn
+
+        size_ranges = config.loss.args.get("size_ranges")
+        stream = stream.map(
+            panoptic_targets_fn(thing_classes, **({"size_ranges": tuple(map(tuple, size_ranges))}
+                                                  if size_ranges else {})),
+            num_parallel_calls=tf.data.AUTOTUNE,
         )
     options = tf.data.Options()
     # Shard batches, not files: the datasets are not file-based throughout.
@@ -368,13 +429,22 @@ def _training_stream(images, config, seed, steps):
 
 
 def _optimizer(options, total_steps):
-    schedule = PolyDecay(
-        options.learning_rate,
-        decay_steps=total_steps,
-        power=options.power,
-        end_learning_rate=options.end_learning_rate,
-        warmup_steps=min(options.warmup_steps, total_steps - 1),
-    )
+    warmup_steps = min(options.warmup_steps, total_steps - 1)
+    if options.schedule == "step":
+        schedule = StepDecay(
+            options.learning_rate,
+            boundaries=[max(1, int(f * total_steps)) for f in options.decay_at],
+            decay_rate=options.decay_rate,
+            warmup_steps=warmup_steps,
+        )
+    else:
+        schedule = PolyDecay(
+            options.learning_rate,
+            decay_steps=total_steps,
+            power=options.power,
+            end_learning_rate=options.end_learning_rate,
+            warmup_steps=warmup_steps,
+        )
     common = {"weight_decay": options.weight_decay or None, "clipnorm": options.clipnorm}
     if options.name == "sgd":
         optimizer = keras.optimizers.SGD(schedule, momentum=options.momentum, **common)
@@ -387,11 +457,23 @@ def _optimizer(options, total_steps):
 
 
 def _loss(config):
+    """(loss, loss_weights) for `compile`; the weights are None for one output."""
     from kerasseg.losses import LOSSES
     from kerasseg.utils import check_choice
 
+    if config.task == "panoptic":
+        from kerasseg.panoptic.losses import lpsnet_losses
+
+        args = {k: v for k, v in config.loss.args.items() if k != "size_ranges"}
+        # The paper's weights: Cityscapes' on Cityscapes, COCO's elsewhere.
+        args.setdefault("preset", "cityscapes" if config.data.dataset == "cityscapes" else "coco")
+        try:
+            return lpsnet_losses(**args)
+        except TypeError as error:
+            raise ValueError(f"`loss.args`: {error}") from None
     check_choice("loss.name", config.loss.name, tuple(LOSSES))
-    return LOSSES[config.loss.name](ignore_label=config.data.ignore_label, **config.loss.args)
+    return LOSSES[config.loss.name](ignore_label=config.data.ignore_label,
+                                    **config.loss.args), None
 
 
 def _metrics(num_classes, ignore_label):

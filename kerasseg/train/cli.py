@@ -6,7 +6,11 @@
 
 `evaluate` reads its dataset from the run's `config.yaml` next to the model
 (or `--config`), prints the metrics table and writes `metrics.json`,
-`confusion.png` and overlays into `--output-dir`. `predict` writes, per input
+`confusion.png` and overlays into `--output-dir`. For a panoptic model (a
+dict of outputs, as LPSNet) it runs the panoptic head and prints PQ, SQ, RQ
+(all, things, stuff, per class) and the semantic output's scores; its
+overlays show image | ground truth | panoptic prediction, instances in shades
+of their category's colour. `predict` writes, per input
 image, `<name>_labels.png` (class ids) and `<name>_overlay.png`.
 
 The three commands share this module: `kerasseg.cli` gives each its own
@@ -39,6 +43,8 @@ def add_arguments(parser):
         parser.add_argument("--split", help="split to evaluate (default: data.val_split)")
         parser.add_argument("--num-overlays", type=int, default=8,
                             help="overlay pictures to save")
+        parser.add_argument("--score-threshold", type=float,
+                            help="panoptic models: detection score threshold of the merge")
     else:
         parser.add_argument("inputs", nargs="+", help="image files or folders of images")
     parser.add_argument("--output-dir", default="predictions" if command == "predict"
@@ -136,8 +142,10 @@ def _evaluate(args):
     config_path = args.config or os.path.join(os.path.dirname(args.model), "config.yaml")
     config = Config.load(config_path) if os.path.isfile(config_path) else Config()
     model = load_model(args.model)
-    num_classes = resolve_num_classes(config)
     split = args.split or config.data.val_split
+    if isinstance(model.output, dict):
+        return _evaluate_panoptic(args, config, model, split)
+    num_classes = resolve_num_classes(config)
     dataset = split_dataset(config, split)
     options = inference_options(args)
     class_names, palette = _names_and_palette(config, num_classes)
@@ -149,6 +157,93 @@ def _evaluate(args):
     save_overlays(model, dataset, output_dir, args.num_overlays, palette, args.alpha, **options)
     print(f"Wrote metrics.json, confusion.png and overlays/ to {output_dir}")
     return 0
+
+
+def _evaluate_panoptic(args, config, model, split):
+    from kerasseg.metrics import scores_table
+    from kerasseg.panoptic.data import evaluate_panoptic, load_panoptic_split
+
+    if config.task != "panoptic":
+        raise ValueError(f"--model is a panoptic model but its config trains model.name="
+                         f"{config.model.name!r}; pass the run's config with --config.")
+    if args.tile_size or list(args.scales) != [1.0] or args.flip:
+        raise ValueError("--tile-size, --scales and --flip apply to semantic models only; "
+                         f"{args.model} is panoptic.")
+    data = config.data
+    count = data.num_train_images if split == data.train_split else data.num_val_images
+    dataset, num_classes, thing_classes = load_panoptic_split(
+        data.dataset, data.root, split, count, data.image_size, data.seed)
+    num_classes = data.num_classes or num_classes
+    channels = model.output["class_logits"].shape[-1]
+    if channels != len(thing_classes):
+        raise ValueError(f"--model has {channels} thing classes, the {data.dataset!r} data "
+                         f"{len(thing_classes)} ({thing_classes}).")
+    class_names, palette = _names_and_palette(config, num_classes)
+    options = {} if args.score_threshold is None else {"score_threshold": args.score_threshold}
+    result = evaluate_panoptic(model, dataset, num_classes, thing_classes,
+                               class_names=class_names, **options)
+    print(panoptic_table(result, thing_classes, class_names))
+    print(scores_table(result["semantic"]))
+    output_dir = args.output_dir or os.path.join(os.path.dirname(args.model), f"eval_{split}")
+    save_evaluation(result["semantic"], output_dir)
+    # metrics.json again, with the panoptic scores around the semantic ones.
+    with open(os.path.join(output_dir, "metrics.json"), "w") as file:
+        json.dump(_jsonable(result), file, indent=1)
+    save_panoptic_overlays(model, dataset, output_dir, args.num_overlays, thing_classes,
+                           palette, args.alpha, **options)
+    print(f"Wrote metrics.json, confusion.png and overlays/ to {output_dir}")
+    return 0
+
+
+def panoptic_table(result, thing_classes, class_names=None):
+    """A plain-text table of `kerasseg.panoptic.evaluate_panoptic` output."""
+    lines = [f"{'panoptic':<24}{'PQ':>8}{'SQ':>8}{'RQ':>8}"]
+    for suffix, label in (("", "all"), ("_things", "things"), ("_stuff", "stuff")):
+        lines.append(f"{label:<24}" + "".join(f"{result[k + suffix]:>8.4f}"
+                                              for k in ("pq", "sq", "rq")))
+    lines.append(f"{'class':<24}{'PQ':>8}{'SQ':>8}{'RQ':>8}{'kind':>8}")
+    for index in range(len(result["per_class_pq"])):
+        name = class_names[index] if class_names else str(index)
+        kind = "thing" if index in thing_classes else "stuff"
+        lines.append(f"{name:<24}" + "".join(
+            f"{result['per_class_' + k][index]:>8.4f}" for k in ("pq", "sq", "rq")) + f"{kind:>8}")
+    return "\n".join(lines)
+
+
+def save_panoptic_overlays(model, dataset, output_dir, count, thing_classes, palette=None,
+                           alpha=0.5, **merge_options):
+    """Saves `count` pictures image | ground truth | panoptic prediction; returns their paths."""
+    from kerasseg import visualize
+    from kerasseg.panoptic import panoptic_merge
+
+    paths = []
+    for image, truth in dataset.take(count).as_numpy_iterator():
+        outputs = {k: np.asarray(v)[0] for k, v in model(image[None], training=False).items()}
+        prediction = panoptic_merge(outputs["semantic"], outputs["class_logits"],
+                                    outputs["boxes"], outputs["borderness"], thing_classes,
+                                    **merge_options)
+        picture = visualize.side_by_side(
+            image.astype(np.uint8),
+            *(_panoptic_overlay(image, ids, palette, alpha) for ids in (truth, prediction)),
+        )
+        path = os.path.join(output_dir, "overlays", f"{len(paths):03d}.png")
+        paths.append(visualize.save_image(path, picture))
+    return paths
+
+
+def _panoptic_overlay(image, panoptic, palette, alpha, label_divisor=1000):
+    """Category colours over `image`, each thing instance in its own shade; void uncoloured."""
+    from kerasseg import visualize
+
+    panoptic = np.asarray(panoptic)
+    categories = np.where(panoptic < 0, 255, panoptic // label_divisor)
+    colours = visualize.colorize(categories, palette).astype(np.float32)
+    # Instances 1, 2, 3, ... alternate between four brightness levels.
+    instance = np.where(panoptic < 0, 0, panoptic % label_divisor)
+    shade = np.where(instance > 0, 1.0 - 0.2 * ((instance - 1) % 4), 1.0)[..., None]
+    blend = np.where((panoptic < 0)[..., None], 0.0, alpha)
+    image = np.clip(np.asarray(image, np.float32), 0, 255)
+    return np.rint(image * (1 - blend) + colours * shade * blend).astype(np.uint8)
 
 
 def _predict(args):
@@ -168,6 +263,9 @@ def _predict(args):
     if not paths:
         raise ValueError(f"inputs: no images ({', '.join(IMAGE_EXTENSIONS)}) in {args.inputs}")
     model = load_model(args.model)
+    if isinstance(model.output, dict):
+        raise ValueError(f"{args.model} is a panoptic model: `predict` writes semantic label "
+                         "maps; use `kerasseg evaluate` or kerasseg.panoptic.panoptic_merge.")
     options = inference_options(args)
     os.makedirs(args.output_dir, exist_ok=True)
     palette = None

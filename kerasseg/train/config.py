@@ -13,6 +13,20 @@ training: {epochs: 10, checkpoint_every: 50, output_dir: runs/synthetic}
 
 `Config.save(run_dir)` writes the resolved values (defaults filled in) to
 `run_dir/config.yaml`, so every run records exactly what it ran.
+
+The task follows from the model (`Config.task`): a builder with a
+`thing_classes` argument (`lpsnet`) is panoptic, every other one semantic.
+A panoptic config reads panoptic ground truth ("synthetic", "coco_panoptic",
+"cityscapes") and its unset keys take the paper's recipe
+(`PANOPTIC_DEFAULTS`: LPSNet's multi-task loss, SGD 0.01 with step decay):
+
+```yaml
+model: {name: lpsnet, args: {backbone: mobilenetv2, backbone_kwargs: {alpha: 0.35},
+                             fpn_filters: 64, semantic_filters: 32, head_convs: 2}}
+data: {dataset: synthetic, image_size: [128, 128], batch_size: 8}
+loss: {name: lpsnet, args: {preset: coco, size_ranges: [[0, 32], [32, 64], [64, 128],
+                                                        [128, 256], [256, .inf]]}}
+```
 """
 
 import dataclasses
@@ -25,7 +39,38 @@ from kerasseg.utils import check_choice
 
 # "synthetic" plus the readers of `kerasseg.data.readers.DATASETS`.
 DATASETS = ("synthetic", "voc", "cityscapes", "ade20k", "coco_panoptic", "folder")
+PANOPTIC_DATASETS = ("synthetic", "coco_panoptic", "cityscapes")
 OPTIMIZERS = ("sgd", "adamw")
+SCHEDULES = ("poly", "step")
+TASKS = ("semantic", "panoptic")
+# Unset keys of a panoptic config: LPSNet's paper recipe (SGD, lr 0.01 for a
+# batch of 16, momentum 0.9, weight decay 1e-4, x0.1 at 2/3 and 8/9 of the run)
+# and its multi-task loss (`kerasseg.panoptic.lpsnet_losses`).
+PANOPTIC_DEFAULTS = {
+    "optimizer": {"name": "sgd", "learning_rate": 0.01, "momentum": 0.9, "weight_decay": 1e-4,
+                  "schedule": "step"},
+    "loss": {"name": "lpsnet"},
+}
+
+
+def model_task(name):
+    """"panoptic" if the builder `name` takes `thing_classes`, else "semantic".
+
+    Args:
+        name: a kerasseg builder name or "package.module:function"; a name that
+            does not resolve counts as semantic (building it fails later, with
+            the error of `kerasseg.train.build_model`).
+    """
+    import importlib
+    import inspect
+
+    module_name, _, attribute = name.rpartition(":") if ":" in name else ("kerasseg", "", name)
+    try:
+        builder = getattr(importlib.import_module(module_name), attribute)
+        parameters = inspect.signature(builder).parameters
+    except (AttributeError, ImportError, TypeError, ValueError):
+        return "semantic"
+    return "panoptic" if "thing_classes" in parameters else "semantic"
 
 
 @dataclasses.dataclass
@@ -76,7 +121,9 @@ class DataConfig:
 
 @dataclasses.dataclass
 class OptimizerConfig:
-    """SGD with momentum or AdamW; poly decay after linear warmup."""
+    """SGD with momentum or AdamW, after a linear warmup of `warmup_steps`:
+    `schedule` "poly" decays with `power` down to `end_learning_rate`, "step"
+    multiplies by `decay_rate` at each fraction `decay_at` of the run."""
 
     name: str = "sgd"
     learning_rate: float = 0.02
@@ -86,11 +133,20 @@ class OptimizerConfig:
     power: float = 0.9
     end_learning_rate: float = 0.0
     clipnorm: float | None = None
+    schedule: str = "poly"
+    decay_at: tuple = (2 / 3, 8 / 9)
+    decay_rate: float = 0.1
 
 
 @dataclasses.dataclass
 class LossConfig:
-    """`name`: a loss of `kerasseg.losses`; `args`: its keyword arguments."""
+    """`name`: a loss of `kerasseg.losses`; `args`: its keyword arguments.
+
+    Panoptic models take "lpsnet", whose `args` are those of
+    `kerasseg.panoptic.lpsnet_losses` (preset "coco", or "cityscapes" on
+    Cityscapes, loss_weights, focal_alpha, focal_gamma, box_loss) and
+    `size_ranges`, the FCOS object-size range of each box level P3..P7.
+    """
 
     name: str = "cross_entropy"
     args: dict = dataclasses.field(default_factory=dict)
@@ -139,6 +195,11 @@ class Config:
     def __post_init__(self):
         self.validate()
 
+    @property
+    def task(self):
+        """"semantic" or "panoptic", from the model (see `model_task`)."""
+        return model_task(self.model.name)
+
     @classmethod
     def from_dict(cls, values, source="config"):
         """Builds a Config from nested dicts; `source` names the origin in errors."""
@@ -155,7 +216,15 @@ class Config:
                                  f"{section!r}")
             fields = {f.name for f in dataclasses.fields(section_cls)}
             _check_keys(f"{source}: section `{name}`", section, fields)
-            sections[name] = section_cls(**section)
+            sections[name] = section
+        model = sections["model"]
+        if model.get("name", ModelConfig.name) != ModelConfig.name:
+            # The default args are the default model's: another model starts from none.
+            model.setdefault("args", {})
+            if isinstance(model["name"], str) and model_task(model["name"]) == "panoptic":
+                for name, defaults in PANOPTIC_DEFAULTS.items():
+                    sections[name] = {**defaults, **sections[name]}
+        sections = {name: _SECTIONS[name](**section) for name, section in sections.items()}
         try:
             return cls(**sections)
         except ValueError as error:
@@ -179,6 +248,7 @@ class Config:
         values = dataclasses.asdict(self)
         values["data"]["image_size"] = list(self.data.image_size)
         values["data"]["scale_range"] = list(self.data.scale_range)
+        values["optimizer"]["decay_at"] = list(self.optimizer.decay_at)
         return values
 
     def replace(self, **sections):
@@ -245,8 +315,32 @@ class Config:
             raise ValueError("`optimizer.learning_rate` must be > 0. "
                              f"Received: optimizer.learning_rate={optimizer.learning_rate!r}")
         _check_int("optimizer.warmup_steps", optimizer.warmup_steps, 0)
+        check_choice("optimizer.schedule", optimizer.schedule, SCHEDULES)
+        fractions = optimizer.decay_at
+        if (not isinstance(fractions, (list, tuple)) or not all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v < 1
+                for v in fractions) or list(fractions) != sorted(fractions)):
+            raise ValueError("`optimizer.decay_at` must be increasing fractions of the run in "
+                             f"(0, 1). Received: optimizer.decay_at={fractions!r}")
+        optimizer.decay_at = tuple(float(v) for v in fractions)
+        if isinstance(optimizer.decay_rate, bool) or not isinstance(
+                optimizer.decay_rate, (int, float)) or not 0 < optimizer.decay_rate <= 1:
+            raise ValueError("`optimizer.decay_rate` must be a number in (0, 1]. "
+                             f"Received: optimizer.decay_rate={optimizer.decay_rate!r}")
         _check_type("loss.name", loss.name, str)
         _check_type("loss.args", loss.args, dict)
+        if self.task == "panoptic":
+            check_choice("data.dataset", data.dataset, PANOPTIC_DATASETS)
+            if loss.name != "lpsnet":
+                raise ValueError("A panoptic model trains with `loss.name` 'lpsnet'. "
+                                 f"Received: loss.name={loss.name!r}")
+            ranges = loss.args.get("size_ranges")
+            if ranges is not None and (
+                    not isinstance(ranges, (list, tuple)) or len(ranges) != 5
+                    or not all(isinstance(r, (list, tuple)) and len(r) == 2 and 0 <= r[0] < r[1]
+                               for r in ranges)):
+                raise ValueError("`loss.args.size_ranges` must be 5 [low, high] pixel ranges, "
+                                 f"one per box level P3..P7. Received: {ranges!r}")
         _check_int("training.epochs", training.epochs, 1)
         if training.steps_per_epoch is not None:
             _check_int("training.steps_per_epoch", training.steps_per_epoch, 1)

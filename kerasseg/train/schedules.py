@@ -83,3 +83,56 @@ class PolyDecay(keras.optimizers.schedules.LearningRateSchedule):
             "warmup_start": self.warmup_start,
             "name": self.name,
         }
+
+
+@keras.saving.register_keras_serializable(package="kerasseg")
+class StepDecay(keras.optimizers.schedules.LearningRateSchedule):
+    """Step decay after a linear warmup, as Detectron's schedules (and LPSNet).
+
+    The rate is `initial_learning_rate * decay_rate ** k`, k the number of
+    `boundaries` (steps) passed; for `step < warmup_steps` that rate is scaled
+    linearly from `warmup_start` to 1.
+
+    Args:
+        initial_learning_rate: Learning rate before the first boundary.
+        boundaries: Increasing steps at which the rate is multiplied by `decay_rate`.
+        decay_rate: Factor applied at each boundary.
+        warmup_steps: Steps of linear warmup; 0 for none.
+        warmup_start: Fraction of the rate at step 0.
+        name: Optional name.
+
+    Example:
+        >>> schedule = StepDecay(0.01, boundaries=[60000, 80000])  # the 1x schedule at 90k
+    """
+
+    def __init__(self, initial_learning_rate, boundaries, decay_rate=0.1, warmup_steps=0,
+                 warmup_start=0.0, name="step_decay"):
+        super().__init__()
+        boundaries = [int(b) for b in boundaries]
+        if boundaries != sorted(boundaries):
+            raise ValueError(f"`boundaries` must be increasing. Received: boundaries={boundaries}")
+        self.initial_learning_rate = float(initial_learning_rate)
+        self.boundaries = boundaries
+        self.decay_rate = float(decay_rate)
+        self.warmup_steps = int(warmup_steps)
+        self.warmup_start = float(warmup_start)
+        self.name = name
+
+    def __call__(self, step):
+        step = ops.cast(step, "float32")
+        passed = sum(ops.cast(step >= float(b), "float32") for b in self.boundaries)
+        rate = self.initial_learning_rate * ops.power(self.decay_rate, passed)
+        if self.warmup_steps == 0:
+            return rate
+        ramp = self.warmup_start + (1.0 - self.warmup_start) * step / float(self.warmup_steps)
+        return ops.where(step < float(self.warmup_steps), rate * ramp, rate)
+
+    def get_config(self):
+        return {
+            "initial_learning_rate": self.initial_learning_rate,
+            "boundaries": self.boundaries,
+            "decay_rate": self.decay_rate,
+            "warmup_steps": self.warmup_steps,
+            "warmup_start": self.warmup_start,
+            "name": self.name,
+        }
