@@ -1,9 +1,9 @@
 """Every builder, exported four ways, against its own Keras output.
 
-Each model is trained for a few steps on synthetic scenes (so its logits
-carry meaning and int8 calibration has a real range), then converted once per
-module and checked through `kerasseg.runtime` (TFLite, ONNX) or
-`tf.saved_model.load` (SavedModel):
+Each model is trained for a few steps on synthetic scenes, its batch-norm
+statistics re-estimated (so its logits carry meaning and int8 calibration has
+a real range), then converted once per module and checked through
+`kerasseg.runtime` (TFLite, ONNX) or `tf.saved_model.load` (SavedModel):
 
 - float TFLite (builtin ops only), ONNX, SavedModel: max |logit difference|
   <= FLOAT_TOLERANCE * max(1, max |Keras logit|), argmax agreement >= 99.9 %;
@@ -28,15 +28,26 @@ FLOAT_TOLERANCE = 1e-4  # relative to the largest |logit|
 FLOAT_AGREEMENT = 0.999
 INT8_AGREEMENT = 0.98
 TRAIN_STEPS = 12
-# Measured shortfalls, kept visible until fixed (issue 6 stays open for them).
-# Not strict: whether a briefly trained model clears 98% depends on how many
-# of its logits are near-tied, which varies with the run.
+# An int8 agreement check means something only if the reference draws several classes.
+MIN_PREDICTED_CLASSES = 3
+# Measured shortfalls, kept visible until fixed (issue 6 stays open for them):
+# agreement over 3 seeds with the batch-norm statistics settled (before that,
+# the BN models predicted one class everywhere and "passed" trivially). The
+# causes, from per-tensor float/int8 comparisons: after 12 steps 10-25 % of
+# pixels have a top-2 logit margin below 0.5, while 8-bit activations leave a
+# relative logit error of 2-4 % (U-Net, FCN-8s) to 11 % (SegNet) plus the
+# rounding of the uint8 logits themselves. Not strict: near-tie counts vary.
+_NEAR_TIES = "of a briefly trained model's pixels have near-tied logits that int8 noise flips"
 INT8_KNOWN_FAILURES = {
-    "segnet": "79-82% agreement: int8 rounding creates ties inside pooling windows, so the "
-              "argmax indices (and so the unpooled positions) differ from float",
-    "unet": "96% agreement: a briefly trained U-Net has many near-tied logits and its skip "
-            "concatenations share one int8 scale",
-    "fcn8s": "96.8-98% agreement: near-tied logits after 12 training steps",
+    "segnet": "79-86%: int8 rounding ties 3-5% of the 2x2 pooling windows at each level, so "
+              "the argmax indices (and the unpooled positions) differ from float; 11% "
+              "relative logit error even with float encoder convs only 97%",
+    "unet": "88-99% (seed-dependent): many " + _NEAR_TIES
+            + " (no batch norm: 12 steps barely train it)",
+    "fcn8s": "95-97%: many " + _NEAR_TIES + "; MobileNetV2 blocks reach 20% relative error",
+    "pspnet": "88-96%: many " + _NEAR_TIES,
+    "deeplabv3plus": "85-86%: many " + _NEAR_TIES,
+    "lpsnet": "84%: many " + _NEAR_TIES,
 }
 MOBILENET = {"backbone": "mobilenetv2", "backbone_kwargs": {"alpha": 0.35}}
 
@@ -60,6 +71,31 @@ def _scenes(first_seed, count):
     scenes = [make_scene(first_seed + i, SIZE, SIZE) for i in range(count)]
     return (np.stack([s["image"] for s in scenes]),
             np.stack([s["semantic"] for s in scenes]).astype("int32"))
+
+
+def _settle_batch_norm(model, images):
+    """Sets every BatchNormalization's moving statistics to those of `images`.
+
+    After a few steps at momentum 0.99 the moving statistics are still close
+    to their initial (0, 1), so the inference-mode model is not the one that
+    was trained: it predicts one class everywhere with near-zero logits, and
+    an agreement check on it cannot fail. One training-mode pass at momentum
+    0 re-estimates them, as a long training run would have.
+    """
+    import keras
+
+    def batch_norms(layer):
+        if isinstance(layer, keras.layers.BatchNormalization):
+            return [layer]
+        return [bn for inner in getattr(layer, "layers", []) for bn in batch_norms(inner)]
+
+    layers = batch_norms(model)
+    momenta = [layer.momentum for layer in layers]
+    for layer in layers:
+        layer.momentum = 0.0
+    model(images.astype("float32"), training=True)
+    for layer, momentum in zip(layers, momenta):
+        layer.momentum = momentum
 
 
 def _semantic(outputs):
@@ -97,6 +133,7 @@ class Case:
                                      for k in self.model.output})
         self.model.fit(images.astype("float32"), targets, batch_size=4,
                        epochs=TRAIN_STEPS // 2, verbose=0)
+        _settle_batch_norm(self.model, images)
         self.calibration = images
         self.images, _ = _scenes(1000, 2)
         self.reference = self.model.predict(self.images.astype("float32"), verbose=0)
@@ -164,4 +201,8 @@ def test_tflite_int8(case, request):
         labels = np.argmax(outputs["semantic"], -1)
     else:
         labels = segmenter.predict(case.images)
-    _check_agreement(_semantic(case.reference), labels, INT8_AGREEMENT)
+    reference = _semantic(case.reference)
+    predicted = np.unique(np.argmax(reference, -1)).size
+    assert predicted >= MIN_PREDICTED_CLASSES, (
+        f"the Keras model predicts only {predicted} classes: agreement would not test int8")
+    _check_agreement(reference, labels, INT8_AGREEMENT)
