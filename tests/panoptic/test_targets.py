@@ -19,6 +19,7 @@ from kerasseg.panoptic.targets import (
     level_shapes,
     split_panoptic,
 )
+from tests.panoptic.fixtures import write_coco_panoptic
 
 PERSON = 4  # a thing category id used throughout
 
@@ -199,24 +200,9 @@ def test_cityscapes_instance_ids_reader(tmp_path):
 
 
 def test_coco_panoptic_dataset_feeds_lpsnet_targets(tmp_path):
-    import json
-
     from kerasseg.panoptic import coco_panoptic_dataset, panoptic_dataset
 
-    (tmp_path / "annotations" / "panoptic_val2017").mkdir(parents=True)
-    (tmp_path / "val2017").mkdir()
-    ids = np.full((64, 64), 70000)
-    ids[8:40, 8:24] = 300
-    cv2.imwrite(str(tmp_path / "annotations" / "panoptic_val2017" / "1.png"), _rgb(ids)[..., ::-1])
-    cv2.imwrite(str(tmp_path / "val2017" / "1.jpg"), np.full((64, 64, 3), 128, np.uint8))
-    record = {
-        "categories": [{"id": 1, "isthing": 1}, {"id": 184, "isthing": 0}],
-        "images": [{"id": 1, "file_name": "1.jpg"}],
-        "annotations": [{"image_id": 1, "file_name": "1.png", "segments_info": [
-            {"id": 300, "category_id": 1, "iscrowd": 0},
-            {"id": 70000, "category_id": 184, "iscrowd": 0}]}],
-    }
-    (tmp_path / "annotations" / "panoptic_val2017.json").write_text(json.dumps(record))
+    write_coco_panoptic(tmp_path, "val")
     dataset, things = coco_panoptic_dataset(tmp_path, "val")
     assert things == (0,)
     image, panoptic = next(iter(dataset))

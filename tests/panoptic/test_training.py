@@ -10,6 +10,7 @@ import yaml
 
 from kerasseg.data.synthetic import CLASS_NAMES, NUM_CLASSES, THING_CLASSES
 from kerasseg.train import Config
+from tests.panoptic.fixtures import write_coco_panoptic
 
 # VGG16: its 107-layer LPSNet traces in half the time of MobileNetV2's 238 layers,
 # and a test run traces twice (crash, resume); the loop is the same for any backbone.
@@ -115,23 +116,7 @@ def test_augmented_stream_targets_agree_with_their_semantic_map(tmp_path):
 
 
 def _coco_layout(root, split):
-    import cv2
-
-    (root / "annotations" / f"panoptic_{split}2017").mkdir(parents=True)
-    (root / f"{split}2017").mkdir()
-    ids = np.full((50, 70), 70000)
-    ids[8:40, 8:24] = 300
-    rgb = np.stack([ids % 256, ids // 256 % 256, ids // 65536], -1).astype(np.uint8)
-    cv2.imwrite(str(root / "annotations" / f"panoptic_{split}2017" / "1.png"), rgb[..., ::-1])
-    cv2.imwrite(str(root / f"{split}2017" / "1.jpg"), np.full((50, 70, 3), 128, np.uint8))
-    record = {
-        "categories": [{"id": 1, "isthing": 1}, {"id": 184, "isthing": 0}],
-        "images": [{"id": 1, "file_name": "1.jpg"}],
-        "annotations": [{"image_id": 1, "file_name": "1.png", "segments_info": [
-            {"id": 300, "category_id": 1, "iscrowd": 0},
-            {"id": 70000, "category_id": 184, "iscrowd": 0}]}],
-    }
-    (root / "annotations" / f"panoptic_{split}2017.json").write_text(json.dumps(record))
+    write_coco_panoptic(root, split, shape=(50, 70))
 
 
 def _cityscapes_layout(root, split):
