@@ -119,6 +119,16 @@ def paste(labels, boxes, classes, thing_classes, overlap_threshold, min_thing_ar
     return panoptic
 
 
+def merge_settings(options):
+    """`MERGE_DEFAULTS` updated with `options`; unknown option names are errors."""
+    unknown = set(options) - set(MERGE_DEFAULTS)
+    if unknown:
+        raise ValueError(
+            f"Unknown merge options {sorted(unknown)}; valid: {sorted(MERGE_DEFAULTS)}."
+        )
+    return {**MERGE_DEFAULTS, **options}
+
+
 def panoptic_merge(semantic_logits, class_logits, boxes, borderness, thing_classes,
                    label_divisor=LABEL_DIVISOR, **options):
     """Panoptic id map of one image from LPSNet outputs (numpy).
@@ -142,12 +152,7 @@ def panoptic_merge(semantic_logits, class_logits, boxes, borderness, thing_class
         >>> panoptic = panoptic_merge(outputs["semantic"][0], outputs["class_logits"][0],
         ...                           outputs["boxes"][0], outputs["borderness"][0], (4, 5, 6))
     """
-    unknown = set(options) - set(MERGE_DEFAULTS)
-    if unknown:
-        raise ValueError(
-            f"Unknown merge options {sorted(unknown)}; valid: {sorted(MERGE_DEFAULTS)}."
-        )
-    settings = {**MERGE_DEFAULTS, **options}
+    settings = merge_settings(options)
     labels = np.argmax(np.asarray(semantic_logits), axis=-1)
     det_boxes, det_classes, _ = detect(
         class_logits, boxes, borderness, settings["score_threshold"],

@@ -7,7 +7,7 @@ steps); the two return identical maps. Runs eagerly or inside `tf.function`.
 
 import tensorflow as tf
 
-from kerasseg.panoptic.merge import MERGE_DEFAULTS
+from kerasseg.panoptic.merge import merge_settings
 from kerasseg.panoptic.targets import LABEL_DIVISOR, VOID
 
 
@@ -122,12 +122,7 @@ def panoptic_merge_tf(semantic_logits, class_logits, boxes, borderness, thing_cl
         >>> panoptic = panoptic_merge_tf(outputs["semantic"][0], outputs["class_logits"][0],
         ...                              outputs["boxes"][0], outputs["borderness"][0], (4, 5, 6))
     """
-    unknown = set(options) - set(MERGE_DEFAULTS)
-    if unknown:
-        raise ValueError(
-            f"Unknown merge options {sorted(unknown)}; valid: {sorted(MERGE_DEFAULTS)}."
-        )
-    settings = {**MERGE_DEFAULTS, **options}
+    settings = merge_settings(options)
     semantic_logits = tf.convert_to_tensor(semantic_logits)
     num_classes = int(semantic_logits.shape[-1])
     labels = tf.argmax(semantic_logits, axis=-1, output_type=tf.int32)
