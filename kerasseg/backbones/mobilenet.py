@@ -17,6 +17,7 @@ dilate instead.
 
 import keras
 
+from kerasseg.backbones.strides import Strider
 from kerasseg.backbones.weights import load_application_weights
 from kerasseg.layers import Preprocess
 
@@ -25,22 +26,6 @@ def _make_divisible(value, divisor=8):
     """Channel rounding of the MobileNet papers (never more than 10% down)."""
     rounded = max(divisor, int(value + divisor / 2) // divisor * divisor)
     return rounded + divisor if rounded < 0.9 * value else rounded
-
-
-class _Strider:
-    """Tracks the stride and the dilation that replaces it past the output stride."""
-
-    def __init__(self, output_stride, stride=1):
-        self.output_stride, self.stride, self.dilation = output_stride, stride, 1
-
-    def step(self, stride):
-        """Returns (strides, dilation_rate) for a conv asking for `stride`."""
-        dilation = self.dilation
-        if stride > 1 and self.stride * stride > self.output_stride:
-            self.dilation *= stride
-            return 1, dilation
-        self.stride *= stride
-        return stride, dilation
 
 
 def _batch_norm(x, name, synchronized_bn):
@@ -95,7 +80,7 @@ def mobilenetv2(
         Dict "P1".."P5" of feature tensors.
     """
     _check_alpha(alpha)
-    strider = _Strider(output_stride)
+    strider = Strider(output_stride)
     features = {}
     x = Preprocess("tf", name="preprocess")(inputs)
     strides, _ = strider.step(2)
@@ -209,7 +194,7 @@ def _mobilenetv3(
     blocks, application, inputs, output_stride, weights, synchronized_bn, alpha, minimalistic
 ):
     _check_alpha(alpha)
-    strider = _Strider(output_stride)
+    strider = Strider(output_stride)
     features = {}
     x = Preprocess("tf", name="preprocess")(inputs)
     strides, _ = strider.step(2)

@@ -13,27 +13,12 @@ in MobileNet. Strided 3x3 convolutions pad one pixel on every side (DeepLab's
 
 import keras
 
+from kerasseg.backbones.strides import Strider
 from kerasseg.backbones.weights import check_backbone_weights
 from kerasseg.layers import Preprocess
 
 _EPSILON = 1e-3
 _MIDDLE_BLOCKS = 16
-
-
-class _Strider:
-    """Tracks the stride and the dilation that replaces it past the output stride."""
-
-    def __init__(self, output_stride):
-        self.output_stride, self.stride, self.dilation = output_stride, 1, 1
-
-    def step(self, stride):
-        """Returns (strides, dilation_rate) for a conv asking for `stride`."""
-        dilation = self.dilation
-        if stride > 1 and self.stride * stride > self.output_stride:
-            self.dilation *= stride
-            return 1, dilation
-        self.stride *= stride
-        return stride, dilation
 
 
 def _batch_norm(x, name, synchronized_bn):
@@ -133,7 +118,7 @@ def xception65(inputs, output_stride=32, weights=None, synchronized_bn=False):
             "`keras.Model(inputs, xception65(inputs))`. Received: backbone_weights='imagenet'"
         )
     check_backbone_weights(weights, inputs.shape[-1])
-    strider = _Strider(output_stride)
+    strider = Strider(output_stride)
     features = {}
     x = Preprocess("tf", name="preprocess")(inputs)
     strides, _ = strider.step(2)
