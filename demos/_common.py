@@ -121,6 +121,24 @@ def panned_clip(scene, width, num_frames):
         yield tuple(np.ascontiguousarray(a[:, offset:offset + width]) for a in scene)
 
 
+
+def scene_clip(num_frames, height, width, first_seed, frames_per_scene=24):
+    """Yields (frame, 15.0): pans across wide synthetic scenes, a new scene
+    (seeds `first_seed`, `first_seed` + 1, ...) every `frames_per_scene` frames."""
+    from kerasseg.data.synthetic import make_scene
+
+    produced, seed = 0, first_seed
+    while produced < num_frames:
+        wide = make_scene(seed, height, width * 3 // 2)["image"]
+        count = min(frames_per_scene, num_frames - produced)
+        for (frame,) in panned_clip((wide,), width, max(count, 2)):
+            if produced >= num_frames:
+                break
+            produced += 1
+            yield frame, 15.0
+        seed += 1
+
+
 # === Frames out ===
 
 

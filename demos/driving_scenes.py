@@ -97,21 +97,9 @@ def fallback_model(cache, fast, train_seconds):
     return path
 
 
-def synthetic_clip(num_frames, height=256, width=512, frames_per_scene=24):
-    """Pans across wide synthetic street scenes, a new scene every
-    `frames_per_scene` frames: a stand-in for a dash-cam video."""
-    from kerasseg.data.synthetic import make_scene
-
-    produced, seed = 0, 11
-    while produced < num_frames:
-        wide = make_scene(seed, height, width * 3 // 2)["image"]
-        count = min(frames_per_scene, num_frames - produced)
-        for (frame,) in _common.panned_clip((wide,), width, max(count, 2)):
-            if produced >= num_frames:
-                break
-            produced += 1
-            yield frame, 15.0
-        seed += 1
+def synthetic_clip(num_frames):
+    """Pans across wide synthetic street scenes: a stand-in for a dash-cam video."""
+    return _common.scene_clip(num_frames, 256, 512, first_seed=11)
 
 
 def cityscapes_lookup(labels):

@@ -161,20 +161,9 @@ def colour_panoptic(frame, panoptic, labels, palette, thing_classes, divisor, op
     return out
 
 
-def synthetic_clip(num_frames, height=256, width=384, frames_per_scene=24):
-    """Pans across wide synthetic scenes, a new one every `frames_per_scene` frames."""
-    from kerasseg.data.synthetic import make_scene
-
-    produced, seed = 0, 21
-    while produced < num_frames:
-        wide = make_scene(seed, height, width * 3 // 2)["image"]
-        count = min(frames_per_scene, num_frames - produced)
-        for (frame,) in _common.panned_clip((wide,), width, max(count, 2)):
-            if produced >= num_frames:
-                break
-            produced += 1
-            yield frame, 15.0
-        seed += 1
+def synthetic_clip(num_frames):
+    """Pans across wide synthetic scenes, a new one every 24 frames."""
+    return _common.scene_clip(num_frames, 256, 384, first_seed=21)
 
 
 def _int_list(value):
