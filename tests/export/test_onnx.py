@@ -16,21 +16,6 @@ TOLERANCE = 1e-5  # max |logit difference|, relative to the largest |logit|
 
 
 @pytest.fixture(scope="module")
-def model():
-    return tiny.trained()
-
-
-@pytest.fixture(scope="module")
-def images():
-    return tiny.images(batch=2)
-
-
-@pytest.fixture(scope="module")
-def reference(model, images):
-    return model.predict(images.astype("float32"), verbose=0)
-
-
-@pytest.fixture(scope="module")
 def nchw_path(model, tmp_path_factory):
     return to_onnx(model, tmp_path_factory.mktemp("onnx") / "nchw.onnx", SIZE, nchw=True)
 

@@ -14,11 +14,6 @@ TOLERANCE = 1e-5  # max |logit difference|, relative to the largest |logit|
 
 
 @pytest.fixture(scope="module")
-def model():
-    return tiny.trained()
-
-
-@pytest.fixture(scope="module")
 def exported(model, tmp_path_factory):
     """A logits SavedModel that runs images at their own size."""
     path = to_saved_model(model, tmp_path_factory.mktemp("sm") / "1", labels=tiny.LABELS)

@@ -18,21 +18,6 @@ FP16_TOLERANCE = 1e-2
 
 
 @pytest.fixture(scope="module")
-def model():
-    return tiny.trained()
-
-
-@pytest.fixture(scope="module")
-def images():
-    return tiny.images(batch=2)
-
-
-@pytest.fixture(scope="module")
-def reference(model, images):
-    return model.predict(images.astype("float32"), verbose=0)
-
-
-@pytest.fixture(scope="module")
 def float_path(model, tmp_path_factory):
     path = tmp_path_factory.mktemp("tflite") / "float.tflite"
     return to_tflite(model, path, SIZE, labels=tiny.LABELS, palette=tiny.PALETTE)
