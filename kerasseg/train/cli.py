@@ -161,7 +161,8 @@ def _evaluate(args):
 
 def _evaluate_panoptic(args, config, model, split):
     from kerasseg.metrics import scores_table
-    from kerasseg.panoptic.data import evaluate_panoptic, load_panoptic_split
+    from kerasseg.panoptic.data import evaluate_panoptic
+    from kerasseg.train import _panoptic_split
 
     if config.task != "panoptic":
         raise ValueError(f"--model is a panoptic model but its config trains model.name="
@@ -169,14 +170,10 @@ def _evaluate_panoptic(args, config, model, split):
     if args.tile_size or list(args.scales) != [1.0] or args.flip:
         raise ValueError("--tile-size, --scales and --flip apply to semantic models only; "
                          f"{args.model} is panoptic.")
-    data = config.data
-    count = data.num_train_images if split == data.train_split else data.num_val_images
-    dataset, num_classes, thing_classes = load_panoptic_split(
-        data.dataset, data.root, split, count, data.image_size, data.seed)
-    num_classes = data.num_classes or num_classes
+    dataset, num_classes, thing_classes = _panoptic_split(config, split)
     channels = model.output["class_logits"].shape[-1]
     if channels != len(thing_classes):
-        raise ValueError(f"--model has {channels} thing classes, the {data.dataset!r} data "
+        raise ValueError(f"--model has {channels} thing classes, the {config.data.dataset!r} data "
                          f"{len(thing_classes)} ({thing_classes}).")
     class_names, palette = _names_and_palette(config, num_classes)
     options = {} if args.score_threshold is None else {"score_threshold": args.score_threshold}
@@ -231,15 +228,16 @@ def save_panoptic_overlays(model, dataset, output_dir, count, thing_classes, pal
     return paths
 
 
-def _panoptic_overlay(image, panoptic, palette, alpha, label_divisor=1000):
+def _panoptic_overlay(image, panoptic, palette, alpha):
     """Category colours over `image`, each thing instance in its own shade; void uncoloured."""
     from kerasseg import visualize
+    from kerasseg.panoptic import LABEL_DIVISOR
 
     panoptic = np.asarray(panoptic)
-    categories = np.where(panoptic < 0, 255, panoptic // label_divisor)
+    categories = np.where(panoptic < 0, 255, panoptic // LABEL_DIVISOR)
     colours = visualize.colorize(categories, palette).astype(np.float32)
     # Instances 1, 2, 3, ... alternate between four brightness levels.
-    instance = np.where(panoptic < 0, 0, panoptic % label_divisor)
+    instance = np.where(panoptic < 0, 0, panoptic % LABEL_DIVISOR)
     shade = np.where(instance > 0, 1.0 - 0.2 * ((instance - 1) % 4), 1.0)[..., None]
     blend = np.where((panoptic < 0)[..., None], 0.0, alpha)
     image = np.clip(np.asarray(image, np.float32), 0, 255)
