@@ -46,15 +46,6 @@ def scenes(first_seed, count):
             np.stack([s["semantic"] for s in drawn]).astype("int32"))
 
 
-def all_layers(model):
-    import keras
-
-    for layer in model.layers:
-        yield layer
-        if isinstance(layer, keras.Model):
-            yield from all_layers(layer)
-
-
 def train(name, steps, seed, images, masks):
     """A tiny `name` model trained `steps` steps (Adam, cosine decay, BN momentum 0.9)."""
     import keras
@@ -62,14 +53,14 @@ def train(name, steps, seed, images, masks):
     import tensorflow as tf
 
     from kerasseg.data.synthetic import NUM_CLASSES
+    from kerasseg.train import batch_norm_layers
 
     keras.utils.set_random_seed(seed)
     module, builder, config = PRESETS["tiny"][name]
     model = getattr(importlib.import_module(module), builder)(
         NUM_CLASSES, input_shape=(SIZE, SIZE, 3), **config)
-    for layer in all_layers(model):
-        if isinstance(layer, keras.layers.BatchNormalization):
-            layer.momentum = 0.9  # a short run: the moving statistics must follow
+    for layer in batch_norm_layers(model):
+        layer.momentum = 0.9  # a short run: the moving statistics must follow
     loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
     optimizer = keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(3e-3, steps))
     targets = masks

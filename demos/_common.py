@@ -288,36 +288,6 @@ def fit_briefly(model, data, epochs, cpu_seconds, **fit_arguments):
     return model
 
 
-def recompute_batch_norm(model, images, batch_size=16):
-    """Sets every BatchNormalization's moving mean and variance to the average
-    of its batch statistics over `images` ("precise BN").
-
-    A short training run leaves the moving averages far from the data (the
-    MobileNet layers use momentum 0.999), so the inference-mode model would
-    be much worse than the training loss says. Running the model in training
-    mode with momentum 1 - 1/k on the k-th batch averages the batches exactly;
-    no weight changes.
-    """
-    import keras
-
-    layers = [layer for layer in _all_layers(model)
-              if isinstance(layer, keras.layers.BatchNormalization)]
-    momenta = [layer.momentum for layer in layers]
-    for k, start in enumerate(range(0, len(images), batch_size), start=1):
-        for layer in layers:
-            layer.momentum = 1.0 - 1.0 / k
-        model(images[start:start + batch_size], training=True)
-    for layer, momentum in zip(layers, momenta, strict=True):
-        layer.momentum = momentum
-
-
-def _all_layers(model):
-    for layer in model.layers:
-        yield layer
-        if hasattr(layer, "layers"):
-            yield from _all_layers(layer)
-
-
 def seed_everything(seed=0):
     import keras
 

@@ -70,6 +70,7 @@ def fallback_model(cache, fast, train_seconds):
     import kerasseg
     from kerasseg.data.synthetic import CLASS_NAMES, PALETTE, make_scene
     from kerasseg.export import to_tflite
+    from kerasseg.train import recompute_batch_norm
 
     _common.seed_everything(0)
     count, size = (8, (64, 128)) if fast else (320, TRAIN_SIZE)
@@ -86,7 +87,7 @@ def fallback_model(cache, fast, train_seconds):
                   keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     _common.fit_briefly(model, images, epochs=1 if fast else 40, cpu_seconds=train_seconds,
                         y=labels, batch_size=16, shuffle=True)
-    _common.recompute_batch_norm(model, images)
+    recompute_batch_norm(model, images)
     exported = build((height, width, 3))
     exported.set_weights(model.get_weights())
     partial = path + ".partial.tflite"

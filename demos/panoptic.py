@@ -62,6 +62,7 @@ def fallback_model(cache, fast, train_seconds):
 
     from kerasseg.data.synthetic import CLASS_NAMES, THING_CLASSES, make_scene
     from kerasseg.panoptic import compile_lpsnet, panoptic_dataset
+    from kerasseg.train import recompute_batch_norm
 
     _common.seed_everything(0)
     count = 8 if fast else 320
@@ -76,7 +77,7 @@ def fallback_model(cache, fast, train_seconds):
     model = build_lpsnet(len(CLASS_NAMES), THING_CLASSES, fast=fast)
     compile_lpsnet(model, optimizer=keras.optimizers.Adam(2e-3), preset="cityscapes")
     _common.fit_briefly(model, data, epochs=1 if fast else 40, cpu_seconds=train_seconds)
-    _common.recompute_batch_norm(model, images)
+    recompute_batch_norm(model, images)
     partial = path + ".partial.keras"
     model.save(partial)
     os.replace(partial, path)

@@ -46,6 +46,7 @@ def fallback_model(cache, size, fast, train_seconds):
 
     from kerasseg.export import to_tflite
     from kerasseg.portrait import make_portrait_scene, portrait_model
+    from kerasseg.train import recompute_batch_norm
 
     _common.seed_everything(0)
     count, train_size = (8, (64, 64)) if fast else (384, (128, 128))
@@ -56,7 +57,7 @@ def fallback_model(cache, size, fast, train_seconds):
     model.compile(keras.optimizers.Adam(3e-3), keras.losses.BinaryCrossentropy())
     _common.fit_briefly(model, images, epochs=1 if fast else 40, cpu_seconds=train_seconds,
                         y=masks, batch_size=16, shuffle=True)
-    _common.recompute_batch_norm(model, images)
+    recompute_batch_norm(model, images)
 
     exported = portrait_model("lraspp_mobilenetv3small", input_shape=(*size, 3))
     exported.set_weights(model.get_weights())

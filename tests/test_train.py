@@ -266,3 +266,20 @@ def test_run_killed_mid_epoch_resumes_from_its_checkpoint(tmp_path):
 if __name__ == "__main__":
     sys.path.insert(0, ROOT)
     _resume_worker(json.loads(sys.argv[1]))
+
+
+def test_recompute_batch_norm_averages_batch_statistics_and_restores_momentum():
+    from kerasseg.train import batch_norm_layers, recompute_batch_norm
+
+    inner = keras.Sequential([keras.layers.BatchNormalization(momentum=0.999)])
+    model = keras.Sequential([keras.Input((3,)), keras.layers.BatchNormalization(momentum=0.9),
+                              inner])
+    assert len(batch_norm_layers(model)) == 2  # the nested model's too
+    images = np.random.default_rng(0).normal(5.0, 2.0, (8, 3)).astype("float32")
+    recompute_batch_norm(model, images, batch_size=4)
+    first = model.layers[0]
+    expected = (images[:4].mean(0) + images[4:].mean(0)) / 2  # the mean of the batch means
+    np.testing.assert_allclose(first.moving_mean.numpy(), expected, rtol=1e-5)
+    expected_variance = (images[:4].var(0) + images[4:].var(0)) / 2
+    np.testing.assert_allclose(first.moving_variance.numpy(), expected_variance, rtol=1e-4)
+    assert [layer.momentum for layer in batch_norm_layers(model)] == [0.9, 0.999]

@@ -49,8 +49,8 @@ from kerasseg.train.schedules import PolyDecay, StepDecay
 from kerasseg.train.strategy import choose_strategy, is_chief, set_precision, worker_index
 
 __all__ = [
-    "Config", "PolyDecay", "StepDecay", "TrainResult", "build_model", "evaluate",
-    "resolve_num_classes", "split_dataset", "train",
+    "Config", "PolyDecay", "StepDecay", "TrainResult", "batch_norm_layers", "build_model",
+    "evaluate", "recompute_batch_norm", "resolve_num_classes", "split_dataset", "train",
 ]
 
 
@@ -262,17 +262,45 @@ def build_model(config, num_classes, synchronized_bn=False, thing_classes=None):
     model = builder(num_classes, input_shape=(None, None, 3), **args)
     if config.model.bn_momentum is not None:
         # Read when the training step is traced, and saved by get_config.
-        for layer in _all_layers(model):
-            if isinstance(layer, keras.layers.BatchNormalization):
-                layer.momentum = config.model.bn_momentum
+        for layer in batch_norm_layers(model):
+            layer.momentum = config.model.bn_momentum
     return model
 
 
-def _all_layers(model):
+def batch_norm_layers(model):
+    """Every BatchNormalization layer of `model`, nested models included."""
+    found = []
     for layer in model.layers:
-        yield layer
-        if isinstance(layer, keras.Model):
-            yield from _all_layers(layer)
+        if isinstance(layer, keras.layers.BatchNormalization):
+            found.append(layer)
+        elif isinstance(layer, keras.Model):
+            found.extend(batch_norm_layers(layer))
+    return found
+
+
+def recompute_batch_norm(model, images, batch_size=16):
+    """Sets every BatchNormalization's moving mean and variance to the average
+    of its batch statistics over `images` ("precise BN").
+
+    A short training run leaves the moving averages far from the data (the
+    MobileNet layers use momentum 0.999), so the inference-mode model would
+    be much worse than the training loss says. Running the model in training
+    mode with momentum 1 - 1/k on the k-th batch averages the batches exactly;
+    no weight changes.
+
+    Args:
+        model: a Keras model.
+        images: (N, H, W, C) raw-pixel images.
+        batch_size: images per training-mode pass.
+    """
+    layers = batch_norm_layers(model)
+    momenta = [layer.momentum for layer in layers]
+    for k, start in enumerate(range(0, len(images), batch_size), start=1):
+        for layer in layers:
+            layer.momentum = 1.0 - 1.0 / k
+        model(images[start:start + batch_size], training=True)
+    for layer, momentum in zip(layers, momenta, strict=True):
+        layer.momentum = momentum
 
 
 def evaluate(model, dataset, num_classes, ignore_label=255, class_names=None,

@@ -19,6 +19,7 @@ import tensorflow as tf
 from kerasseg.data.synthetic import NUM_CLASSES, make_scene
 from kerasseg.export import to_onnx, to_saved_model, to_tflite
 from kerasseg.runtime import Segmenter
+from kerasseg.train import recompute_batch_norm
 
 # Six architectures trained briefly and converted four ways: minutes of CPU.
 pytestmark = pytest.mark.slow
@@ -73,31 +74,6 @@ def _scenes(first_seed, count):
             np.stack([s["semantic"] for s in scenes]).astype("int32"))
 
 
-def _settle_batch_norm(model, images):
-    """Sets every BatchNormalization's moving statistics to those of `images`.
-
-    After a few steps at momentum 0.99 the moving statistics are still close
-    to their initial (0, 1), so the inference-mode model is not the one that
-    was trained: it predicts one class everywhere with near-zero logits, and
-    an agreement check on it cannot fail. One training-mode pass at momentum
-    0 re-estimates them, as a long training run would have.
-    """
-    import keras
-
-    def batch_norms(layer):
-        if isinstance(layer, keras.layers.BatchNormalization):
-            return [layer]
-        return [bn for inner in getattr(layer, "layers", []) for bn in batch_norms(inner)]
-
-    layers = batch_norms(model)
-    momenta = [layer.momentum for layer in layers]
-    for layer in layers:
-        layer.momentum = 0.0
-    model(images.astype("float32"), training=True)
-    for layer, momentum in zip(layers, momenta):
-        layer.momentum = momentum
-
-
 def _semantic(outputs):
     """The semantic logits of a model's outputs (LPSNet returns a dict)."""
     return outputs["semantic"] if isinstance(outputs, dict) else outputs
@@ -133,7 +109,10 @@ class Case:
                                      for k in self.model.output})
         self.model.fit(images.astype("float32"), targets, batch_size=4,
                        epochs=TRAIN_STEPS // 2, verbose=0)
-        _settle_batch_norm(self.model, images)
+        # 12 steps leave the moving statistics near their initial (0, 1): the
+        # inference-mode model would predict one class everywhere, and an
+        # agreement check on it could not fail. Re-estimate them from the images.
+        recompute_batch_norm(self.model, images.astype("float32"), batch_size=len(images))
         self.calibration = images
         self.images, _ = _scenes(1000, 2)
         self.reference = self.model.predict(self.images.astype("float32"), verbose=0)
