@@ -4,6 +4,8 @@ Examples:
     kerasseg export model.keras model.tflite --image-size 256 256 --quantization int8 \\
         --calibration synthetic
     kerasseg export model.keras model.onnx --image-size 512 512 --nchw
+    kerasseg export model.keras model_int8.onnx --image-size 512 512 --nchw --precision int8 \\
+        --calibration calib_frames/
     kerasseg export model.keras exported/1 --format saved_model --output labels
 """
 
@@ -31,8 +33,9 @@ def add_arguments(parser):
     parser.add_argument("--nchw", action="store_true", help="ONNX/TensorRT NCHW layout")
     parser.add_argument("--dynamic-shape", action="store_true", help="ONNX: dynamic batch/size")
     parser.add_argument("--opset", type=int, default=17)
-    parser.add_argument("--precision", default="fp16", choices=("fp32", "fp16", "int8"),
-                        help="TensorRT precision")
+    parser.add_argument("--precision", choices=("fp32", "fp16", "int8"),
+                        help="ONNX/TensorRT precision, stored in the ONNX graph (default: fp32 "
+                             "for ONNX, fp16 for TensorRT); int8 needs --calibration")
     parser.add_argument("--labels", help="text file with one class name per line")
 
 
@@ -59,6 +62,17 @@ def _calibration_images(source, image_size, steps):
                            for im in images])
 
 
+def _int8_calibration(args, model, image_size):
+    """Calibration images for an int8 ONNX/TensorRT export."""
+    from kerasseg.export.common import fixed_image_size
+
+    if args.calibration is None:
+        raise SystemExit("--precision int8 needs --calibration DIR|synthetic: images like the "
+                         "ones the model will see set the int8 scales")
+    return _calibration_images(args.calibration, fixed_image_size(model, image_size),
+                               args.calibration_steps)
+
+
 def run(args):
     from kerasseg import export
     from kerasseg.export.common import fixed_image_size
@@ -83,16 +97,19 @@ def run(args):
             model, args.output_path, image_size, args.quantization, calibration,
             args.calibration_steps, args.io_dtype, args.output, args.allow_flex_ops, labels)
     elif fmt == "onnx":
+        precision = args.precision or "fp32"
+        calibration = _int8_calibration(args, model, image_size) if precision == "int8" else None
         path = export.to_onnx(model, args.output_path, image_size, not args.dynamic_shape,
-                              args.nchw, args.opset, args.output, labels=labels)
+                              args.nchw, args.opset, args.output, labels=labels,
+                              precision=precision, calibration_data=calibration,
+                              calibration_steps=args.calibration_steps)
     else:
-        calibration = None
-        if args.precision == "int8":
-            calibration = _calibration_images(
-                args.calibration, fixed_image_size(model, image_size), args.calibration_steps)
+        precision = args.precision or "fp16"
+        calibration = _int8_calibration(args, model, image_size) if precision == "int8" else None
         try:
-            path = export.to_tensorrt(model, args.output_path, args.precision, image_size,
-                                      args.nchw, calibration, labels=labels)
+            path = export.to_tensorrt(model, args.output_path, precision, image_size,
+                                      args.nchw, calibration, args.calibration_steps,
+                                      labels=labels)
         except export.TensorRTUnavailableError as error:
             print(error)
             return 1

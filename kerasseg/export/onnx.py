@@ -4,19 +4,34 @@ tf2onnx (1.17) converts a `tf.function` directly, so the graph gets exactly
 the names, layout and static shapes we ask for; Keras's own
 `model.export(format="onnx")` goes through the same converter but names the
 tensors after the Keras layers and has no NCHW option.
+
+The precision lives in the ONNX file itself: TensorRT 11 builds only strongly
+typed networks (no FP16/INT8 builder flags, no calibrators), and TensorRT 10
+does the same when asked. So "fp16" stores fp16 tensors and "int8" stores
+explicit QuantizeLinear/DequantizeLinear (Q/DQ) nodes, both with float32
+inputs and outputs, and every TensorRT version builds the same engine.
 """
 
 import json
 import os
+import tempfile
 
+import numpy as np
 import tensorflow as tf
 
 from kerasseg.export import common
 from kerasseg.runtime.metadata import write_metadata
-from kerasseg.utils import check_positive_int
+from kerasseg.runtime.tensorrt import PRECISIONS
+from kerasseg.utils import check_choice, check_positive_int
 
-# TensorRT 8.6 (JetPack 5) and 10.x (JetPack 6) both parse opset 17.
+# TensorRT 10.x (JetPack 6) and 11.x both parse opset 17.
 DEFAULT_OPSET = 17
+# Q/DQ goes on the inputs of the weighted layers only: TensorRT fuses those
+# Q/DQ pairs into INT8 convolution/GEMM kernels (its Q/DQ placement advice:
+# quantize the inputs of weighted layers, not their outputs). Q/DQ around
+# Resize, Softmax, pooling or element-wise ops would make TensorRT reformat
+# between INT8 and float there and cost accuracy for no speed.
+INT8_OP_TYPES = ("Conv", "ConvTranspose", "Gemm", "MatMul")
 
 
 def to_onnx(
@@ -30,12 +45,18 @@ def to_onnx(
     batch_size=1,
     labels=None,
     palette=None,
+    precision="fp32",
+    calibration_data=None,
+    calibration_steps=100,
 ):
     """Converts a segmentation model to ONNX, input "image", output named after
     `output` ("logits", "probabilities" or "labels").
 
     The input takes raw pixels in [0, 255] (normalisation is inside the
-    graph). CRF layers are dropped with a warning.
+    graph). CRF layers are dropped with a warning. Inputs and outputs stay
+    float32 (int32 labels) at every precision; the precision is in the graph,
+    ready for a strongly typed TensorRT build (`to_tensorrt`, `trtexec
+    --stronglyTyped`).
 
     Args:
         model: A Keras segmentation model (one image input).
@@ -52,17 +73,29 @@ def to_onnx(
         batch_size: Batch size of a static-shape model.
         labels: Class names for the metadata.
         palette: (num_classes, 3) RGB colours for the metadata.
+        precision: "fp32"; "fp16" (fp16 weights and activations); or "int8"
+            (explicit Q/DQ quantization: symmetric int8 activations and
+            per-channel weights on Conv/ConvTranspose/Gemm/MatMul inputs,
+            scales from MinMax calibration on `calibration_data`).
+        calibration_data: For "int8": raw-pixel images (N, H, W, C) at the
+            export size, NHWC whatever `nchw` is; like the images the model
+            will see.
+        calibration_steps: At most this many calibration images are used.
 
     Returns:
         The path of the `.onnx` file.
 
     Example:
         >>> to_onnx(model, "model.onnx", image_size=(512, 512), nchw=True)
+        >>> to_onnx(model, "model_int8.onnx", image_size=(512, 512), nchw=True,
+        ...         precision="int8", calibration_data=images)
     """
     import tf2onnx
 
     check_positive_int("opset", opset, minimum=13)
     check_positive_int("batch_size", batch_size)
+    check_choice("precision", precision, PRECISIONS)
+    check_positive_int("calibration_steps", calibration_steps)
     model = common.strip_crf(model)
     image = common.single_input(model)
     native = common.check_output(model, output)
@@ -74,6 +107,13 @@ def to_onnx(
         if image_size is not None:
             image_size = common.fixed_image_size(model, image_size)
         shape = (None, *(image_size or image.shape[1:3]), image.shape[-1])
+    if precision == "int8":
+        calibration_data = _check_calibration(calibration_data, shape, calibration_steps)
+    elif calibration_data is not None:
+        raise ValueError(
+            "`calibration_data` sets int8 scales and is used only with precision='int8'. "
+            f"Received: precision={precision!r}"
+        )
     spec = (tf.TensorSpec(shape, tf.float32, name="image"),)
 
     @tf.function(input_signature=spec)
@@ -91,8 +131,15 @@ def to_onnx(
         inputs_as_nchw=["image"] if nchw else None,
         outputs_as_nchw=rank4 if nchw else None,
     )
-    metadata = common.build_metadata(model, output, names, shape[1:3], "none", labels, palette,
-                                     layout=layout)
+    if precision == "fp16":
+        model_proto = _to_fp16(model_proto)
+    elif precision == "int8":
+        images = calibration_data.transpose(0, 3, 1, 2) if nchw else calibration_data
+        model_proto = _to_int8(model_proto, images, shape[0] or 1)
+    # "none" for fp32, as `to_tflite` writes for an unquantized model.
+    mode = "none" if precision == "fp32" else precision
+    metadata = common.build_metadata(model, output, names, shape[1:3], mode, labels,
+                                     palette, layout=layout)
     metadata["input"]["shape"] = [shape[0], shape[3], shape[1], shape[2]] if nchw else list(shape)
     metadata["opset"] = opset
     # A copy inside the file too, for tools that see only the .onnx.
@@ -103,3 +150,93 @@ def to_onnx(
         f.write(model_proto.SerializeToString())
     write_metadata(path, metadata)
     return path
+
+
+def _check_calibration(data, shape, steps):
+    """The first `steps` calibration images as float32 (N, H, W, C), checked against `shape`."""
+    if data is None:
+        raise ValueError(
+            "`calibration_data` is required for precision='int8': raw-pixel images "
+            f"(N, H, W, {shape[3]}) like the ones the model will see, at the export size; "
+            "they set the int8 scales. Received: calibration_data=None"
+        )
+    images = np.asarray(data, np.float32)[:steps]
+    height, width, channels = shape[1:]
+    if (images.ndim != 4 or images.shape[-1] != channels
+            or height is not None and images.shape[1] != height
+            or width is not None and images.shape[2] != width):
+        raise ValueError(
+            f"`calibration_data` must be raw-pixel images (N, {height}, {width}, {channels}), "
+            f"NHWC at the export size. Received shape {np.shape(data)}."
+        )
+    batch = shape[0] or 1
+    if len(images) < batch:
+        raise ValueError(
+            f"`calibration_data` must hold at least batch_size={batch} images. "
+            f"Received {len(images)}."
+        )
+    return images
+
+
+def _to_fp16(model_proto):
+    """fp16 weights and activations, float32 inputs and outputs.
+
+    The converter keeps what must stay float32 (Resize scales) and leaves
+    integer tensors (shapes, argmax) alone; it appends the input casts at the
+    end of the node list, so the graph is sorted again afterwards.
+    """
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+    from onnxruntime.transformers.onnx_model import OnnxModel
+
+    model_proto = convert_float_to_float16(model_proto, keep_io_types=True)
+    OnnxModel(model_proto).topological_sort()
+    return model_proto
+
+
+def _to_int8(model_proto, images, batch):
+    """Explicit Q/DQ quantization, in the form TensorRT accepts: int8 with zero
+    point 0 (symmetric), per-channel weights, float bias, Q/DQ pairs on the
+    float weights (TensorRT folds them into its own int8 weights)."""
+    import onnx
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
+
+    class Reader(CalibrationDataReader):
+        """Feeds `images` (in the ONNX input's layout) `batch` at a time."""
+
+        def __init__(self):
+            name, usable = model_proto.graph.input[0].name, len(images) // batch * batch
+            self.feeds = iter({name: np.ascontiguousarray(images[i:i + batch])}
+                              for i in range(0, usable, batch))
+
+        def get_next(self):
+            return next(self.feeds, None)
+
+    with tempfile.TemporaryDirectory(prefix="kerasseg_int8_") as directory:
+        quantized = os.path.join(directory, "int8.onnx")
+        quantize_static(
+            model_proto,
+            quantized,
+            Reader(),
+            quant_format=QuantFormat.QDQ,
+            op_types_to_quantize=list(INT8_OP_TYPES),
+            per_channel=True,
+            activation_type=QuantType.QInt8,
+            weight_type=QuantType.QInt8,
+            calibrate_method=CalibrationMethod.MinMax,
+            extra_options={
+                "ActivationSymmetric": True,
+                "WeightSymmetric": True,
+                "AddQDQPairToWeight": True,
+                # TensorRT has no int32 DequantizeLinear for a quantized bias.
+                "QuantizeBias": False,
+                "OpTypesToExcludeOutputQuantization": list(INT8_OP_TYPES),
+                "QDQOpTypePerChannelSupportToAxis": {"MatMul": 1},
+            },
+        )
+        return onnx.load(quantized)

@@ -1,7 +1,8 @@
 """TensorRT engines: build one from an ONNX file and run it. No TensorFlow.
 
-Needs TensorRT >= 10 (`import tensorrt`, shipped with JetPack 6) and
-cuda-python for device memory. Used by `kerasseg.export.to_tensorrt`, by
+Needs TensorRT 10 (JetPack 6) or 11 (`pip install tensorrt`) and cuda-python
+for device memory; engines are built strongly typed, the precision coming
+from the ONNX file. Used by `kerasseg.export.to_tensorrt`, by
 `kerasseg.runtime.Segmenter` for `.engine`/`.plan` files and by the Jetson kit
 (`export/jetson/`).
 """
@@ -12,6 +13,7 @@ import numpy as np
 
 from kerasseg.runtime.backends import ModelLoadError, TensorInfo
 
+# Precisions of a kerasseg ONNX file, and so of the engine built from it.
 PRECISIONS = ("fp32", "fp16", "int8")
 
 
@@ -106,98 +108,50 @@ class TensorRTBackend:
             self._cuda.cudaFree(pointer)
 
 
-def _calibrator(trt, images, cache_path):
-    """An entropy calibrator fed one batch at a time from `images`
-    (float32, already in the engine input's shape per batch)."""
-    cuda = _cuda_runtime()
+def build_engine(onnx_path, engine_path, workspace_gb=2.0):
+    """Builds a TensorRT engine from a static-shape ONNX file, strongly typed.
 
-    class Calibrator(trt.IInt8EntropyCalibrator2):
-        def __init__(self):
-            super().__init__()
-            self.index = 0
-            self.batch = images.shape[1]
-            self.memory = _check_cuda(cuda.cudaMalloc(images[0].nbytes))
-
-        def get_batch_size(self):
-            return self.batch
-
-        def get_batch(self, names):
-            if self.index >= len(images):
-                return None
-            batch = np.ascontiguousarray(images[self.index])
-            _check_cuda(cuda.cudaMemcpy(self.memory, batch.ctypes.data, batch.nbytes,
-                                        cuda.cudaMemcpyKind.cudaMemcpyHostToDevice))
-            self.index += 1
-            return [int(self.memory)]
-
-        def read_calibration_cache(self):
-            if cache_path and os.path.exists(cache_path):
-                with open(cache_path, "rb") as f:
-                    return f.read()
-            return None
-
-        def write_calibration_cache(self, cache):
-            if cache_path:
-                with open(cache_path, "wb") as f:
-                    f.write(cache)
-
-    return Calibrator()
-
-
-def build_engine(onnx_path, engine_path, precision="fp16", calibration_images=None,
-                 calibration_cache=None, workspace_gb=2.0):
-    """Builds a TensorRT engine from a static-shape ONNX file.
+    The precision is the ONNX file's own: fp32, fp16 tensors or explicit
+    int8 Q/DQ nodes (`kerasseg.export.to_onnx(..., precision=...)`). This is
+    the only mode TensorRT 11 has (it removed the FP16/INT8 builder flags
+    and the calibrators); TensorRT 10 gets the same with the STRONGLY_TYPED
+    network flag, which TensorRT 11 accepts and ignores.
 
     Args:
         onnx_path: The ONNX file (from `kerasseg.export.to_onnx`).
         engine_path: Where to write the serialized engine.
-        precision: "fp32", "fp16" or "int8" (INT8 also enables FP16 for
-            layers without INT8 kernels).
-        calibration_images: For "int8": float32 raw-pixel images laid out
-            like the ONNX input without its batch axis ((N, H, W, C) for NHWC,
-            (N, C, H, W) for NCHW); or None with an existing `calibration_cache`.
-        calibration_cache: Path to read/write the INT8 calibration cache.
         workspace_gb: Builder workspace memory limit in GiB.
 
     Returns:
         `engine_path`.
+
+    Raises:
+        ValueError: TensorRT cannot parse the ONNX file (its errors are in
+            the message).
+        RuntimeError: TensorRT older than 10, or the build failed.
     """
     trt = _tensorrt()
-    if precision not in PRECISIONS:
-        raise ValueError(
-            f"`precision` must be one of {PRECISIONS}. Received: precision={precision!r}"
-        )
+    onnx_path = os.fspath(onnx_path)
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
-    network = builder.create_network(0)  # explicit batch is the only mode in TensorRT 10
+    strongly_typed = getattr(trt.NetworkDefinitionCreationFlag, "STRONGLY_TYPED", None)
+    if strongly_typed is None:
+        raise RuntimeError(
+            f"TensorRT {getattr(trt, '__version__', '(unknown version)')} has no strongly "
+            "typed networks; kerasseg engines need TensorRT 10 (JetPack 6) or 11."
+        )
+    # Explicit batch is the only mode since TensorRT 10; TensorRT 11 accepts
+    # STRONGLY_TYPED and ignores it (every network is strongly typed there).
+    network = builder.create_network(1 << int(strongly_typed))
     parser = trt.OnnxParser(network, logger)
-    if not parser.parse_from_file(os.fspath(onnx_path)):
+    if not parser.parse_from_file(onnx_path):
         errors = "\n".join(str(parser.get_error(i)) for i in range(parser.num_errors))
-        raise ValueError(f"TensorRT could not parse {os.fspath(onnx_path)!r}:\n{errors}")
+        raise ValueError(f"TensorRT could not parse {onnx_path!r}:\n{errors}")
     config = builder.create_builder_config()
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_gb * (1 << 30)))
-    if precision in ("fp16", "int8"):
-        config.set_flag(trt.BuilderFlag.FP16)
-    if precision == "int8":
-        config.set_flag(trt.BuilderFlag.INT8)
-        batch_shape = tuple(network.get_input(0).shape)
-        if calibration_images is None and not (
-            calibration_cache and os.path.exists(calibration_cache)
-        ):
-            raise ValueError(
-                "`calibration_images` (or an existing `calibration_cache`) is required for "
-                "precision='int8'."
-            )
-        images = np.zeros((0, *batch_shape), np.float32)
-        if calibration_images is not None:
-            images = np.asarray(calibration_images, np.float32)
-            per_batch = batch_shape[0]
-            usable = len(images) // per_batch * per_batch
-            images = images[:usable].reshape(-1, *batch_shape)
-        config.int8_calibrator = _calibrator(trt, images, calibration_cache)
     serialized = builder.build_serialized_network(network, config)
     if serialized is None:
         raise RuntimeError("TensorRT failed to build the engine; see the log above.")
-    with open(engine_path, "wb") as f:
+    with open(os.fspath(engine_path), "wb") as f:
         f.write(serialized)
     return engine_path
