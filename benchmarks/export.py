@@ -27,6 +27,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from tests.export import trained  # noqa: E402
+
 MOBILE = {"backbone": "mobilenetv2"}
 PRESETS = {
     # Deployable configurations (MobileNetV2 where the builder takes a backbone).
@@ -40,22 +42,8 @@ PRESETS = {
             **MOBILE, "fpn_filters": 64, "semantic_filters": 64, "head_convs": 2,
             "thing_classes": (4, 5, 6)}),
     },
-    # The tiny test configurations, for a smoke run.
-    "tiny": {
-        "fcn8s": ("kerasseg.models.fcn", "fcn8s", {**MOBILE, "dropout": 0.0}),
-        "segnet": ("kerasseg.models.segnet", "segnet", {"base_filters": 8}),
-        "unet": ("kerasseg.models.unet", "unet", {"base_filters": 8, "depth": 3,
-                                                    "dropout": 0.0}),
-        "pspnet": ("kerasseg.models.pspnet", "pspnet", {
-            **MOBILE, "backbone_kwargs": {"alpha": 0.35}, "ppm_filters": 8,
-            "head_filters": 16}),
-        "deeplabv3plus": ("kerasseg.models.deeplab", "deeplabv3plus", {
-            **MOBILE, "backbone_kwargs": {"alpha": 0.35}, "aspp_filters": 16,
-            "low_level_filters": 8, "decoder_filters": 16}),
-        "lpsnet": ("kerasseg.models.lpsnet", "lpsnet", {
-            **MOBILE, "backbone_kwargs": {"alpha": 0.35}, "fpn_filters": 16,
-            "semantic_filters": 8, "head_convs": 1, "thing_classes": (4, 5, 6)}),
-    },
+    # The parity tests' tiny configurations, for a smoke run.
+    "tiny": trained.BUILDERS,
 }
 QUANTIZATIONS = {"fp32": None, "fp16": "fp16", "int8": "int8"}
 NUM_CLASSES = 7

@@ -24,6 +24,7 @@ def _fcn(
     reduced_fc,
     dropout,
     trainable_upsampling,
+    backbone_kwargs,
     weights,
     backbone_weights,
     activation,
@@ -44,7 +45,8 @@ def _fcn(
     inputs = keras.Input(shape=input_shape, name="image")
 
     # === Backbone ===
-    features = build_backbone(backbone, inputs, weights=backbone_weights)
+    features = build_backbone(backbone, inputs, weights=backbone_weights,
+                              **(backbone_kwargs or {}))
     x = features["P5"]
 
     # === Convolutionalised classifier (VGG16 only) ===
@@ -92,6 +94,7 @@ def _make_builder(stride):
         reduced_fc=False,
         dropout=0.5,
         trainable_upsampling=True,
+        backbone_kwargs=None,
         weights=None,
         backbone_weights=None,
         activation=None,
@@ -105,6 +108,7 @@ def _make_builder(stride):
             reduced_fc,
             dropout,
             trainable_upsampling,
+            backbone_kwargs,
             weights,
             backbone_weights,
             activation,
@@ -140,6 +144,8 @@ def _make_builder(stride):
             dilated by 12 with 1024 channels, fc7 with 1024 (VGG16 only).
         dropout: dropout rate after fc6 and fc7.
         trainable_upsampling: False freezes the upsampling at bilinear.
+        backbone_kwargs: extra backbone arguments, e.g. {{"alpha": 0.35}} for
+            MobileNetV2.
         weights: None or the path of a full-model weights file.
         backbone_weights: None, "imagenet" or the path of a
             `keras.applications` weights file for the backbone. With VGG16,

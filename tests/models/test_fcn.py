@@ -94,3 +94,13 @@ def test_fcn_convolutionalises_vgg16_classifier(tmp_path):
     np.testing.assert_array_equal(
         model.get_layer("fc7").get_weights()[0][0, 0], reference.get_layer("fc2").get_weights()[0]
     )
+
+
+def test_fcn_backbone_kwargs_reach_the_backbone():
+    narrow = kerasseg.fcn8s(num_classes=2, backbone="mobilenetv2",
+                            backbone_kwargs={"alpha": 0.35})
+    full = kerasseg.fcn8s(num_classes=2, backbone="mobilenetv2")
+    # alpha scales the first conv's filters: 32 -> 16 (rounded to a multiple of 8)
+    assert narrow.get_layer("Conv1").filters == 16
+    assert full.get_layer("Conv1").filters == 32
+    assert narrow.count_params() < full.count_params() / 2

@@ -1,0 +1,51 @@
+"""`kerasseg export`: every format from a saved model, and its errors."""
+
+import importlib.util
+
+import numpy as np
+import onnx
+import pytest
+
+from kerasseg.cli import main
+from kerasseg.runtime import Segmenter, read_metadata
+
+
+@pytest.fixture(scope="module")
+def saved(model, tmp_path_factory):
+    path = tmp_path_factory.mktemp("cli") / "tiny.keras"
+    model.save(path)
+    return str(path)
+
+
+def test_tflite_int8_calibrated_on_synthetic_scenes(saved, images, reference, tmp_path):
+    out = str(tmp_path / "m.tflite")
+    assert main(["export", saved, out, "--image-size", "64", "64", "--quantization", "int8",
+                 "--calibration", "synthetic", "--calibration-steps", "4",
+                 "--io-dtype", "uint8"]) == 0
+    segmenter = Segmenter.load(out)
+    assert segmenter.input.dtype == np.uint8
+    assert read_metadata(out)["quantization"]["mode"] == "int8"
+    assert segmenter.predict(images).shape == reference.shape[:-1]
+
+
+def test_onnx_int8_needs_calibration_and_stores_qdq(saved, tmp_path):
+    out = str(tmp_path / "m_int8.onnx")
+    with pytest.raises(SystemExit, match="--precision int8 needs --calibration"):
+        main(["export", saved, out, "--image-size", "64", "64", "--precision", "int8"])
+    assert main(["export", saved, out, "--image-size", "64", "64", "--nchw",
+                 "--precision", "int8", "--calibration", "synthetic",
+                 "--calibration-steps", "4"]) == 0
+    assert read_metadata(out)["quantization"] == {"mode": "int8"}
+    assert read_metadata(out)["input"]["shape"] == [1, 3, 64, 64]
+    ops = {node.op_type for node in onnx.load(out).graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= ops
+
+
+@pytest.mark.skipif(importlib.util.find_spec("tensorrt") is not None,
+                    reason="TensorRT is installed: the fallback message is not shown")
+def test_tensorrt_without_tensorrt_prints_the_command(saved, tmp_path, capsys):
+    engine = str(tmp_path / "m.engine")
+    assert main(["export", saved, engine, "--image-size", "64", "64", "--nchw"]) == 1
+    printed = capsys.readouterr().out
+    assert f"--saveEngine={engine} --stronglyTyped" in printed
+    assert read_metadata(str(tmp_path / "m.onnx"))["quantization"] == {"mode": "fp16"}
