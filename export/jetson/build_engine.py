@@ -19,7 +19,7 @@ from pathlib import Path
 # Run from a checkout without installing kerasseg (its runtime needs no TensorFlow).
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from kerasseg.runtime.tensorrt import PRECISIONS, build_engine  # noqa: E402
+from kerasseg.runtime.tensorrt import PRECISIONS, build_engine, file_precision  # noqa: E402
 
 
 def main(argv=None):
@@ -36,8 +36,7 @@ def main(argv=None):
     if os.path.exists(sidecar):
         with open(sidecar) as f:
             metadata = json.load(f)
-    mode = metadata.get("quantization", {}).get("mode")
-    precision = "fp32" if mode == "none" else mode  # "none": not quantized
+    precision = file_precision(metadata) if metadata else None
     if args.precision and precision and args.precision != precision:
         sys.exit(f"{args.onnx} was exported as {precision}, not {args.precision}: re-export "
                  f"it with `kerasseg export ... --precision {args.precision}`")

@@ -11,7 +11,7 @@ Engines are specific to the GPU and TensorRT version: build them on the target
 import json
 import os
 
-from kerasseg.runtime.tensorrt import PRECISIONS
+from kerasseg.runtime.tensorrt import PRECISIONS, build_engine, file_precision
 from kerasseg.utils import check_choice
 
 
@@ -60,11 +60,6 @@ def _onnx_metadata(onnx_path):
         if "kerasseg_metadata" in props:
             metadata = json.loads(props["kerasseg_metadata"])
     return metadata
-
-
-def _file_precision(metadata):
-    mode = (metadata or {}).get("quantization", {}).get("mode")
-    return "fp32" if mode in (None, "none") else mode  # "none": not quantized
 
 
 def to_tensorrt(
@@ -125,10 +120,10 @@ def to_tensorrt(
                 "to_onnx(..., precision='int8', calibration_data=...) instead."
             )
         metadata = _onnx_metadata(onnx_path)
-        if metadata is not None and _file_precision(metadata) != precision:
+        if metadata is not None and file_precision(metadata) != precision:
             raise ValueError(
                 f"`precision` must match the ONNX file, which was exported as "
-                f"{_file_precision(metadata)!r} ({onnx_path!r}); the engine takes its "
+                f"{file_precision(metadata)!r} ({onnx_path!r}); the engine takes its "
                 f"precision from the file. Re-export with to_onnx(..., precision={precision!r}). "
                 f"Received: precision={precision!r}"
             )
@@ -152,7 +147,6 @@ def to_tensorrt(
             f"  python3 export/jetson/build_engine.py {onnx_path} {engine_path}"
         )
     from kerasseg.runtime.metadata import write_metadata
-    from kerasseg.runtime.tensorrt import build_engine
 
     build_engine(onnx_path, engine_path, workspace_gb)
     if metadata:  # the ONNX file's, precision included

@@ -17,6 +17,13 @@ from kerasseg.runtime.backends import ModelLoadError, TensorInfo
 PRECISIONS = ("fp32", "fp16", "int8")
 
 
+def file_precision(metadata):
+    """The precision a kerasseg ONNX/engine metadata records; its quantization
+    mode "none" (not quantized, as for TFLite) reads as "fp32"."""
+    mode = (metadata or {}).get("quantization", {}).get("mode")
+    return "fp32" if mode in (None, "none") else mode
+
+
 def _cuda_runtime():
     """cuda-python's runtime module, under its new or old import path."""
     try:
