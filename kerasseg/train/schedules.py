@@ -4,6 +4,14 @@ import keras
 from keras import ops
 
 
+def _with_warmup(rate, step, warmup_steps, warmup_start):
+    """`rate` scaled linearly from `warmup_start` to 1 over the first `warmup_steps` steps."""
+    if warmup_steps == 0:
+        return rate
+    ramp = warmup_start + (1.0 - warmup_start) * step / float(warmup_steps)
+    return ops.where(step < float(warmup_steps), rate * ramp, rate)
+
+
 @keras.saving.register_keras_serializable(package="kerasseg")
 class PolyDecay(keras.optimizers.schedules.LearningRateSchedule):
     """Polynomial ("poly") decay after a linear warmup, as in DeepLab.
@@ -67,11 +75,9 @@ class PolyDecay(keras.optimizers.schedules.LearningRateSchedule):
         peak, end = self.initial_learning_rate, self.end_learning_rate
         warmup = float(self.warmup_steps)
         progress = ops.clip((step - warmup) / float(self.decay_steps - self.warmup_steps), 0, 1)
+        # `decayed` is the peak until warmup ends, so the warmup ramps the peak.
         decayed = end + (peak - end) * ops.power(1.0 - progress, self.power)
-        if self.warmup_steps == 0:
-            return decayed
-        ramp = peak * (self.warmup_start + (1.0 - self.warmup_start) * step / warmup)
-        return ops.where(step < warmup, ramp, decayed)
+        return _with_warmup(decayed, step, self.warmup_steps, self.warmup_start)
 
     def get_config(self):
         return {
@@ -122,10 +128,7 @@ class StepDecay(keras.optimizers.schedules.LearningRateSchedule):
         step = ops.cast(step, "float32")
         passed = sum(ops.cast(step >= float(b), "float32") for b in self.boundaries)
         rate = self.initial_learning_rate * ops.power(self.decay_rate, passed)
-        if self.warmup_steps == 0:
-            return rate
-        ramp = self.warmup_start + (1.0 - self.warmup_start) * step / float(self.warmup_steps)
-        return ops.where(step < float(self.warmup_steps), rate * ramp, rate)
+        return _with_warmup(rate, step, self.warmup_steps, self.warmup_start)
 
     def get_config(self):
         return {
