@@ -1,0 +1,135 @@
+"""Why SegNet loses argmax agreement at int8: its pooling indices move.
+
+SegNet's decoder puts each value back where the encoder's 2x2 max came
+from. An 8-bit activation grid moves the maximum of any window whose top
+two values are closer than a quantization step, so the decoder receives its
+values one pixel away. This script separates that effect from the ordinary
+noise on the values, on the parity tests' checked-in SegNet
+(`tests/export/trained.py`):
+
+- every ReLU output of the Keras model is rounded to an n-bit grid over its
+  calibrated range [0, max] (TFLite's asymmetric activation quantization,
+  weights left in float), which reproduces the real int8 exports' loss;
+- the same run is repeated with the pooling indices of the float model
+  ("float indices"), and the float model with the indices of the rounded
+  run ("rounded indices").
+
+It prints the argmax agreement with the float model of each, the share of
+pooling indices that move at each level, and, as the yardstick in the same
+run, the agreement of the real int8 exports (full-integer TFLite and the
+Q/DQ ONNX of the TensorRT route).
+
+    python benchmarks/segnet_int8_indices.py
+"""
+
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+from int8_agreement import CALIBRATION_SCENES, TEST_SCENES, int8_labels  # noqa: E402
+
+from kerasseg.layers import MaxPoolingWithArgmax2D  # noqa: E402
+from tests.export import trained  # noqa: E402
+
+
+class RoundedReLU(keras.layers.Layer):
+    """ReLU whose output is rounded to `bits` bits over [0, top]."""
+
+    def __init__(self, top, bits, **kwargs):
+        super().__init__(**kwargs)
+        self.step = top / (2**bits - 1)
+        self.top = top
+
+    def call(self, x):
+        x = tf.clip_by_value(x, 0.0, self.top)
+        return tf.round(x / self.step) * self.step
+
+
+class IndexBook:
+    """Pooling indices by layer name, and whether probes record or replay them."""
+
+    def __init__(self):
+        self.mode, self.indices = "record", {}
+
+
+class IndexProbe(MaxPoolingWithArgmax2D):
+    """Pooling that records its indices in `book`, or replays recorded ones."""
+
+    def __init__(self, book, **kwargs):
+        super().__init__(**kwargs)
+        self.book = book
+
+    def call(self, inputs):
+        pooled, indices = super().call(inputs)
+        if self.book.mode == "record":
+            self.book.indices[self.name] = indices
+        else:
+            indices = self.book.indices[self.name]
+        return [pooled, indices]
+
+
+def variant(model, book, relu_ranges=None, bits=8):
+    """A copy of `model` with probed pooling and, given `relu_ranges`, rounded ReLUs."""
+    def clone(layer):
+        if isinstance(layer, MaxPoolingWithArgmax2D):
+            return IndexProbe(book, name=layer.name)
+        if relu_ranges and isinstance(layer, keras.layers.ReLU):
+            return RoundedReLU(relu_ranges[layer.name], bits, name=layer.name)
+        return layer.__class__.from_config(layer.get_config())
+
+    copy = keras.models.clone_model(model, clone_function=clone)
+    copy.set_weights(model.get_weights())
+    return copy
+
+
+def labels_of(model, images, book, replay=None):
+    """`model`'s labels; with `replay`, its pooling uses those indices instead of its own."""
+    book.mode = "record" if replay is None else "replay"
+    book.indices = {} if replay is None else dict(replay)
+    labels = np.argmax(model(images), -1)
+    return labels, dict(book.indices)
+
+
+def main():
+    model = trained.load("segnet")
+    calibration, _ = trained.scenes(0, CALIBRATION_SCENES)
+    images, _ = trained.scenes(trained.TEST_SEED, TEST_SCENES)
+    reference = model.predict(images, verbose=0).argmax(-1)
+    relus = [layer for layer in model.layers if isinstance(layer, keras.layers.ReLU)]
+    outputs = keras.Model(model.input, [r.output for r in relus]).predict(calibration, verbose=0)
+    relu_ranges = {r.name: float(o.max()) for r, o in zip(relus, outputs)}
+    pools = [layer.name for layer in model.layers if isinstance(layer, MaxPoolingWithArgmax2D)]
+
+    float_book, rounded_book = IndexBook(), IndexBook()
+    floating = variant(model, float_book)
+    _, float_indices = labels_of(floating, images, float_book)
+    print(f"SegNet (checked-in test weights), {TEST_SCENES} unseen {trained.SIZE}x{trained.SIZE} "
+          "scenes: argmax agreement with the float model")
+    header = f"{'activations':<14}{'own indices':>13}{'float indices':>15}{'rounded indices':>17}"
+    print(header + "".join(f"{name.split('_')[0] + ' moved':>14}" for name in pools))
+    for bits in (8, 10, 12):
+        rounded = variant(model, rounded_book, relu_ranges, bits)
+        own, rounded_indices = labels_of(rounded, images, rounded_book)
+        moved = [np.mean(rounded_indices[p].numpy() != float_indices[p].numpy()) for p in pools]
+        with_float_indices, _ = labels_of(rounded, images, rounded_book, float_indices)
+        with_rounded_indices, _ = labels_of(floating, images, float_book, rounded_indices)
+        print(f"{f'{bits}-bit':<14}{np.mean(own == reference):>13.4f}"
+              f"{np.mean(with_float_indices == reference):>15.4f}"
+              f"{np.mean(with_rounded_indices == reference):>17.4f}"
+              + "".join(f"{share:>14.4f}" for share in moved))
+    with tempfile.TemporaryDirectory() as directory:
+        exported = int8_labels(model, calibration, images, directory)
+    print("real int8 exports: " + ", ".join(
+        f"{name} {np.mean(labels == reference):.4f}" for name, labels in exported.items()))
+
+
+if __name__ == "__main__":
+    main()
