@@ -11,14 +11,13 @@ its Python bindings and numpy; not TensorFlow.
 """
 
 import argparse
-import json
-import os
 import sys
 from pathlib import Path
 
 # Run from a checkout without installing kerasseg (its runtime needs no TensorFlow).
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+from kerasseg.runtime.metadata import read_metadata, write_metadata  # noqa: E402
 from kerasseg.runtime.tensorrt import PRECISIONS, build_engine, file_precision  # noqa: E402
 
 
@@ -31,19 +30,14 @@ def main(argv=None):
     parser.add_argument("--workspace-gb", type=float, default=2.0)
     args = parser.parse_args(argv)
 
-    sidecar = args.onnx + ".json"
-    metadata = {}
-    if os.path.exists(sidecar):
-        with open(sidecar) as f:
-            metadata = json.load(f)
+    metadata = read_metadata(args.onnx)
     precision = file_precision(metadata) if metadata else None
     if args.precision and precision and args.precision != precision:
         sys.exit(f"{args.onnx} was exported as {precision}, not {args.precision}: re-export "
                  f"it with `kerasseg export ... --precision {args.precision}`")
     build_engine(args.onnx, args.engine, args.workspace_gb)
     if metadata:  # the engine gets the ONNX sidecar, so run_engine.py finds labels and layout
-        with open(args.engine + ".json", "w") as f:
-            json.dump(metadata, f, indent=2)
+        write_metadata(args.engine, metadata)
     print(f"wrote {args.engine} ({precision or 'precision unknown: no sidecar'})")
 
 
