@@ -26,8 +26,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from tests.export import trained  # noqa: E402
 
-TEST_SCENES = 32
-CALIBRATION_SCENES = 32
 NEAR_TIE = 0.5
 
 
@@ -69,9 +67,9 @@ def main():
     import numpy as np
 
     images, masks = trained.scenes(0, trained.TRAIN_SCENES)
-    test_images, test_masks = trained.scenes(trained.TEST_SEED, TEST_SCENES)
+    test_images, test_masks = trained.scenes(trained.TEST_SEED, trained.TEST_SCENES)
     source = "checked-in weights" if args.checked_in else f"{args.steps} steps, seed {args.seed}"
-    print(f"{source}, {trained.SIZE}x{trained.SIZE}, {TEST_SCENES} unseen scenes")
+    print(f"{source}, {trained.SIZE}x{trained.SIZE}, {trained.TEST_SCENES} unseen scenes")
     print(f"{'builder':<15}{'train s':>9}{'accuracy':>10}{'near-tied':>11}"
           f"{'TFLite int8':>13}{'ONNX int8':>11}")
     for name in args.archs:
@@ -85,7 +83,7 @@ def main():
         logits = logits["semantic"] if isinstance(logits, dict) else logits
         top2 = np.sort(logits, -1)[..., -2:]
         with tempfile.TemporaryDirectory() as directory:
-            labels = int8_labels(model, images[:CALIBRATION_SCENES], test_images, directory)
+            labels = int8_labels(model, images[:trained.CALIBRATION_SCENES], test_images, directory)
         reference = logits.argmax(-1)
         print(f"{name:<15}{seconds:>9.0f}{np.mean(reference == test_masks):>10.3f}"
               f"{np.mean(top2[..., 1] - top2[..., 0] < NEAR_TIE):>11.3f}"

@@ -34,7 +34,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
-from int8_agreement import CALIBRATION_SCENES, TEST_SCENES, int8_labels  # noqa: E402
+from int8_agreement import int8_labels  # noqa: E402
 
 from kerasseg.layers import MaxPoolingWithArgmax2D  # noqa: E402
 from tests.export import trained  # noqa: E402
@@ -100,8 +100,8 @@ def labels_of(model, images, book, replay=None):
 
 def main():
     model = trained.load("segnet")
-    calibration, _ = trained.scenes(0, CALIBRATION_SCENES)
-    images, _ = trained.scenes(trained.TEST_SEED, TEST_SCENES)
+    calibration, _ = trained.scenes(0, trained.CALIBRATION_SCENES)
+    images, _ = trained.scenes(trained.TEST_SEED, trained.TEST_SCENES)
     reference = model.predict(images, verbose=0).argmax(-1)
     relus = [layer for layer in model.layers if isinstance(layer, keras.layers.ReLU)]
     outputs = keras.Model(model.input, [r.output for r in relus]).predict(calibration, verbose=0)
@@ -111,8 +111,8 @@ def main():
     float_book, rounded_book = IndexBook(), IndexBook()
     floating = variant(model, float_book)
     _, float_indices = labels_of(floating, images, float_book)
-    print(f"SegNet (checked-in test weights), {TEST_SCENES} unseen {trained.SIZE}x{trained.SIZE} "
-          "scenes: argmax agreement with the float model")
+    print(f"SegNet (checked-in test weights), {trained.TEST_SCENES} unseen "
+          f"{trained.SIZE}x{trained.SIZE} scenes: argmax agreement with the float model")
     header = f"{'activations':<14}{'own indices':>13}{'float indices':>15}{'rounded indices':>17}"
     print(header + "".join(f"{name.split('_')[0] + ' moved':>14}" for name in pools))
     for bits in (8, 10, 12):

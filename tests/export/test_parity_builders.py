@@ -25,8 +25,6 @@ pytestmark = pytest.mark.slow
 FLOAT_TOLERANCE = 1e-4  # relative to the largest |logit|
 FLOAT_AGREEMENT = 0.999
 INT8_AGREEMENT = 0.98
-CALIBRATION_IMAGES = 32
-TEST_IMAGES = 32
 # An int8 agreement check means something only if the reference draws several classes.
 MIN_PREDICTED_CLASSES = 3
 # Measured shortfalls, kept visible until fixed (issue 6). SegNet's argmax
@@ -50,8 +48,8 @@ class Case:
     def __init__(self, name, tmp_path):
         self.name, self.dir = name, tmp_path
         self.model = trained.load(name)
-        self.calibration, _ = trained.scenes(0, CALIBRATION_IMAGES)  # training scenes
-        self.images, _ = trained.scenes(trained.TEST_SEED, TEST_IMAGES)
+        self.calibration, _ = trained.scenes(0, trained.CALIBRATION_SCENES)  # training scenes
+        self.images, _ = trained.scenes(trained.TEST_SEED, trained.TEST_SCENES)
         self.reference = self.model.predict(self.images, verbose=0)
 
 

@@ -31,6 +31,10 @@ WEIGHTS_DIR = Path(__file__).resolve().parent / "trained"
 TRAIN_SCENES = 1024
 # Held-out scenes for the tests start here, far from the training seeds.
 TEST_SEED = 100_000
+# The int8 checks (parity tests and benchmarks alike) calibrate on the first
+# CALIBRATION_SCENES training scenes and compare on TEST_SCENES held-out ones.
+CALIBRATION_SCENES = 32
+TEST_SCENES = 32
 MOBILENET = {"backbone": "mobilenetv2", "backbone_kwargs": {"alpha": 0.35}}
 
 # name -> (module, builder, tiny config)
