@@ -121,7 +121,6 @@ def panned_clip(scene, width, num_frames):
         yield tuple(np.ascontiguousarray(a[:, offset:offset + width]) for a in scene)
 
 
-
 def scene_clip(num_frames, height, width, first_seed, frames_per_scene=24):
     """Yields (frame, 15.0): pans across wide synthetic scenes, a new scene
     (seeds `first_seed`, `first_seed` + 1, ...) every `frames_per_scene` frames."""

@@ -263,11 +263,6 @@ def test_run_killed_mid_epoch_resumes_from_its_checkpoint(tmp_path):
     assert not (run / "backup").exists()
 
 
-if __name__ == "__main__":
-    sys.path.insert(0, ROOT)
-    _resume_worker(json.loads(sys.argv[1]))
-
-
 def test_recompute_batch_norm_averages_batch_statistics_and_restores_momentum():
     from kerasseg.train import batch_norm_layers, recompute_batch_norm
 
@@ -283,3 +278,8 @@ def test_recompute_batch_norm_averages_batch_statistics_and_restores_momentum():
     expected_variance = (images[:4].var(0) + images[4:].var(0)) / 2
     np.testing.assert_allclose(first.moving_variance.numpy(), expected_variance, rtol=1e-4)
     assert [layer.momentum for layer in batch_norm_layers(model)] == [0.9, 0.999]
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, ROOT)
+    _resume_worker(json.loads(sys.argv[1]))
