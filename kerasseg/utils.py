@@ -4,6 +4,8 @@ Every error names the argument, what was expected and what was received, in
 the form Keras uses (`Received: output_stride=12`).
 """
 
+import numbers
+
 
 def check_choice(argument, value, choices):
     """Raise ValueError unless `value` is one of `choices`."""
@@ -20,6 +22,13 @@ def check_positive_int(argument, value, minimum=1):
             f"`{argument}` must be an integer >= {minimum}. Received: {argument}={value!r}"
         )
     return value
+
+
+def check_rate(argument, value):
+    """Raise ValueError unless `value` is a number in [0, 1)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 <= value < 1:
+        raise ValueError(f"`{argument}` must be a number in [0, 1). Received: {argument}={value!r}")
+    return float(value)
 
 
 def check_input_shape(input_shape, min_channels=1):

@@ -10,6 +10,7 @@ import keras
 import tensorflow as tf
 
 from kerasseg.layers.geometry import crop_to
+from kerasseg.utils import check_rate
 
 
 def _pad_to_even(x):
@@ -31,9 +32,24 @@ class MaxPoolingWithArgmax2D(keras.layers.Layer):
     Returns `[pooled, indices]`: `pooled` has shape (B, ceil(H/2), ceil(W/2),
     C); `indices` (int32, same shape) holds the position of the maximum inside
     its window, 0..3 in row-major order. Ties go to the first position.
+
+    Args:
+        index_dropout: in training only, the share of indices replaced by a
+            position drawn uniformly from their window (so 3/4 of them move).
+            The pooled values and inference are unchanged. It trains the
+            decoder to tolerate indices that move, as int8 inference moves
+            those of near-tied windows (`benchmarks/segnet_int8_indices.py`).
+        seed: seed of `index_dropout`'s draws.
     """
 
-    def call(self, inputs):
+    def __init__(self, index_dropout=0.0, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        self.index_dropout = check_rate("index_dropout", index_dropout)
+        self.seed = seed
+        if self.index_dropout > 0:
+            self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def call(self, inputs, training=False):
         x = _pad_to_even(inputs)
         shape = tf.shape(x)
         batch, height, width, channels = shape[0], shape[1] // 2, shape[2] // 2, shape[3]
@@ -41,7 +57,15 @@ class MaxPoolingWithArgmax2D(keras.layers.Layer):
         pooled = tf.reshape(tf.reduce_max(windows, axis=2), [batch, height, width, channels])
         indices = tf.argmax(windows, axis=2, output_type=tf.int32)
         indices = tf.reshape(indices, [batch, height, width, channels])
+        if training and self.index_dropout > 0:
+            shape = tf.shape(indices)
+            drawn = keras.random.randint(shape, 0, 4, dtype="int32", seed=self.seed_generator)
+            dropped = keras.random.uniform(shape, seed=self.seed_generator) < self.index_dropout
+            indices = tf.where(dropped, drawn, indices)
         return [pooled, indices]
+
+    def get_config(self):
+        return {**super().get_config(), "index_dropout": self.index_dropout, "seed": self.seed}
 
     def compute_output_shape(self, input_shape):
         def half(d):
@@ -50,7 +74,7 @@ class MaxPoolingWithArgmax2D(keras.layers.Layer):
         shape = (input_shape[0], half(input_shape[1]), half(input_shape[2]), input_shape[3])
         return [shape, shape]
 
-    def compute_output_spec(self, inputs):
+    def compute_output_spec(self, inputs, training=False):
         shape = self.compute_output_shape(inputs.shape)[0]
         return [
             keras.KerasTensor(shape, dtype=self.compute_dtype),

@@ -66,6 +66,29 @@ def test_argmax_pooling_matches_tf_max_pool_with_argmax(size):
     np.testing.assert_array_equal(unpooled, scattered.reshape(x.shape))
 
 
+def test_index_dropout_moves_indices_in_training_only():
+    x = np.random.default_rng(4).permutation(2 * 40 * 40 * 8).reshape(2, 40, 40, 8)
+    x = x.astype("float32")
+    plain_pooled, true_indices = MaxPoolingWithArgmax2D()(x)
+    layer = MaxPoolingWithArgmax2D(index_dropout=0.4, seed=7)
+    pooled, indices = layer(x, training=True)
+    np.testing.assert_array_equal(pooled.numpy(), plain_pooled.numpy())
+    assert set(np.unique(indices.numpy())) == {0, 1, 2, 3}
+    # A dropped index lands on one of 4 positions at random: 3/4 of them move.
+    moved = np.mean(indices.numpy() != true_indices.numpy())
+    assert 0.4 * 0.75 - 0.02 < moved < 0.4 * 0.75 + 0.02
+    _, again = layer(x, training=True)
+    assert np.any(again.numpy() != indices.numpy())  # new draws at every step
+    for training in (False, None):
+        np.testing.assert_array_equal(layer(x, training=training)[1].numpy(), true_indices.numpy())
+
+
+@pytest.mark.parametrize("rate", [-0.1, 1.0, "0.5", True])
+def test_index_dropout_rejects_rates_outside_0_1(rate):
+    with pytest.raises(ValueError, match=r"`index_dropout` must be a number in \[0, 1\)"):
+        MaxPoolingWithArgmax2D(index_dropout=rate)
+
+
 def test_unpooling_places_decoder_values_not_encoder_values():
     x = np.array([[1, 9], [3, 4]], "float32").reshape(1, 2, 2, 1)
     _, indices = MaxPoolingWithArgmax2D()(x)
@@ -114,6 +137,10 @@ def test_bad_layer_arguments_raise_value_errors():
             [np.ones((1, 3, 3, 2), "float32"), np.ones((1, 11, 12, 1), "float32")],
         ),
         (MaxPoolingWithArgmax2D(), np.arange(50, dtype="float32").reshape(1, 5, 5, 2)),
+        (
+            MaxPoolingWithArgmax2D(index_dropout=0.5, seed=3),
+            np.arange(50, dtype="float32").reshape(1, 5, 5, 2),
+        ),
         (Preprocess("torch"), np.ones((1, 3, 3, 3), "float32")),
         (
             ResizeLike("nearest"),

@@ -44,3 +44,21 @@ def test_segnet_decoder_unpools_at_encoder_argmax():
 def test_segnet_rejects_other_backbones():
     with pytest.raises(ValueError, match="vgg16_bn"):
         kerasseg.segnet(num_classes=2, backbone="resnet50")
+
+
+def test_segnet_index_dropout_reaches_every_pooling_layer():
+    import keras
+
+    model = kerasseg.segnet(num_classes=2, base_filters=4, index_dropout=0.5)
+    pools = [layer for layer in model.layers if layer.name.endswith("_pool")]
+    assert [layer.index_dropout for layer in pools] == [0.5] * 5
+    # No weights of its own: a model trained with it loads into one without.
+    plain = kerasseg.segnet(num_classes=2, base_filters=4)
+    assert [w.shape for w in model.weights] == [w.shape for w in plain.weights]
+    x = np.random.default_rng(1).uniform(0, 255, (2, 64, 64, 3)).astype("float32")
+    plain.set_weights(model.get_weights())
+    np.testing.assert_array_equal(model(x).numpy(), plain(x).numpy())
+    unpooled = keras.Model(model.input, model.get_layer("decoder_block1_unpool").output)
+    assert np.any(unpooled(x, training=True).numpy() != unpooled(x, training=True).numpy())
+    with pytest.raises(ValueError, match="index_dropout"):
+        kerasseg.segnet(num_classes=2, index_dropout=1.0)
