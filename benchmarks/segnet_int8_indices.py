@@ -1,11 +1,13 @@
-"""Why SegNet loses argmax agreement at int8: its pooling indices move.
+"""Why SegNet loses argmax agreement at int8, and what index dropout does to it.
 
 SegNet's decoder puts each value back where the encoder's 2x2 max came
 from. An 8-bit activation grid moves the maximum of any window whose top
 two values are closer than a quantization step, so the decoder receives its
 values one pixel away. This script separates that effect from the ordinary
-noise on the values, on the parity tests' checked-in SegNet
-(`tests/export/trained.py`):
+noise on the values, on SegNets trained with the parity tests' recipe
+(`tests/export/trained.py`) at several `index_dropout` rates (the share of
+pooling indices replaced by a random window position in training), or on
+the parity tests' checked-in SegNet (`--checked-in`):
 
 - every ReLU output of the Keras model is rounded to an n-bit grid over its
   calibrated range [0, max] (TFLite's asymmetric activation quantization,
@@ -14,14 +16,19 @@ noise on the values, on the parity tests' checked-in SegNet
   ("float indices"), and the float model with the indices of the rounded
   run ("rounded indices").
 
-It prints the argmax agreement with the float model of each, the share of
-pooling indices that move at each level, and, as the yardstick in the same
-run, the agreement of the real int8 exports (full-integer TFLite and the
-Q/DQ ONNX of the TensorRT route).
+For each model it prints the Keras accuracy, the accuracy when every pooling
+index is random (how much the decoder relies on the indices), then per
+activation width the argmax agreement with the float model of each run and
+the share of pooling indices that move, and, as the yardstick, the agreement
+of the real int8 exports (full-integer TFLite and the Q/DQ ONNX of the
+TensorRT route).
 
-    python benchmarks/segnet_int8_indices.py
+    python benchmarks/segnet_int8_indices.py                      # rates 0 and 0.5, ~16 min
+    python benchmarks/segnet_int8_indices.py --checked-in         # ~40 s
+    python benchmarks/segnet_int8_indices.py --rates 0 0.25 0.5 --seed 2
 """
 
+import argparse
 import os
 import sys
 import tempfile
@@ -98,10 +105,16 @@ def labels_of(model, images, book, replay=None):
     return labels, dict(book.indices)
 
 
-def main():
-    model = trained.load("segnet")
-    calibration, _ = trained.scenes(0, trained.CALIBRATION_SCENES)
-    images, _ = trained.scenes(trained.TEST_SEED, trained.TEST_SCENES)
+def random_index_accuracy(model, images, masks, book):
+    """Pixel accuracy when every pooling index is drawn at random."""
+    recorded = labels_of(model, images, book)[1]
+    rng = np.random.default_rng(0)
+    drawn = {name: tf.constant(rng.integers(0, 4, indices.shape), tf.int32)
+             for name, indices in recorded.items()}
+    return np.mean(labels_of(model, images, book, drawn)[0] == masks)
+
+
+def report(title, model, calibration, images, masks):
     reference = model.predict(images, verbose=0).argmax(-1)
     relus = [layer for layer in model.layers if isinstance(layer, keras.layers.ReLU)]
     outputs = keras.Model(model.input, [r.output for r in relus]).predict(calibration, verbose=0)
@@ -111,8 +124,8 @@ def main():
     float_book, rounded_book = IndexBook(), IndexBook()
     floating = variant(model, float_book)
     _, float_indices = labels_of(floating, images, float_book)
-    print(f"SegNet (checked-in test weights), {trained.TEST_SCENES} unseen "
-          f"{trained.SIZE}x{trained.SIZE} scenes: argmax agreement with the float model")
+    print(f"\n{title}: accuracy {np.mean(reference == masks):.3f}, with random pooling "
+          f"indices {random_index_accuracy(floating, images, masks, float_book):.3f}")
     header = f"{'activations':<14}{'own indices':>13}{'float indices':>15}{'rounded indices':>17}"
     print(header + "".join(f"{name.split('_')[0] + ' moved':>14}" for name in pools))
     for bits in (8, 10, 12):
@@ -128,7 +141,34 @@ def main():
     with tempfile.TemporaryDirectory() as directory:
         exported = int8_labels(model, calibration, images, directory)
     print("real int8 exports: " + ", ".join(
-        f"{name} {np.mean(labels == reference):.4f}" for name, labels in exported.items()))
+        f"{name} {np.mean(labels == reference):.4f}" for name, labels in exported.items()),
+        flush=True)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument("--rates", type=float, nargs="+", default=[0.0, 0.5],
+                       help="index_dropout rates to train SegNet with")
+    which.add_argument("--checked-in", action="store_true",
+                       help="the parity tests' trained SegNet instead of training")
+    parser.add_argument("--steps", type=int, default=trained.STEPS["segnet"])
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args()
+
+    calibration, _ = trained.scenes(0, trained.CALIBRATION_SCENES)
+    images, masks = trained.scenes(trained.TEST_SEED, trained.TEST_SCENES)
+    print(f"SegNet, {trained.TEST_SCENES} unseen {trained.SIZE}x{trained.SIZE} scenes: "
+          "argmax agreement with the float model")
+    if args.checked_in:
+        config = trained.BUILDERS["segnet"][2]
+        report(f"checked-in test weights {config}", trained.load("segnet"),
+               calibration, images, masks)
+        return
+    for rate in args.rates:
+        model = trained.train("segnet", args.steps, args.seed, index_dropout=rate)
+        report(f"index_dropout {rate}, {args.steps} steps, seed {args.seed}", model,
+               calibration, images, masks)
 
 
 if __name__ == "__main__":

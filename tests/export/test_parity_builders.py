@@ -6,16 +6,19 @@ converted once per module, and is checked on held-out scenes through
 `kerasseg.runtime` (TFLite, ONNX) or `tf.saved_model.load` (SavedModel):
 
 - float TFLite (builtin ops only), ONNX, SavedModel: max |logit difference|
-  <= FLOAT_TOLERANCE * max(1, max |Keras logit|), argmax agreement >= 99.9 %;
+  <= FLOAT_TOLERANCE * max(1, max |Keras logit|), argmax agreement >= 99.9 %
+  (SegNet: see TIED_WINDOW);
 - int8, calibrated on training scenes: full-integer TFLite (uint8 in/out) and
   the Q/DQ ONNX that TensorRT builds INT8 engines from, argmax agreement >= 98 %.
 """
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from kerasseg.export import to_onnx, to_saved_model, to_tflite
+from kerasseg.layers import MaxPoolingWithArgmax2D
 from kerasseg.runtime import Segmenter
 from tests.export import trained
 
@@ -27,16 +30,17 @@ FLOAT_AGREEMENT = 0.999
 INT8_AGREEMENT = 0.98
 # An int8 agreement check means something only if the reference draws several classes.
 MIN_PREDICTED_CLASSES = 3
-# Measured shortfalls, kept visible until fixed (issue 6). SegNet's argmax
-# unpooling is discontinuous: 8-bit activations move the maximum of near-tied
-# 2x2 windows (3.9 % of the first pooling's indices), and the decoder then gets
-# those values one pixel away. That accounts for all of the loss: the float
-# model fed the 8-bit run's indices agrees 97.0 %, the 8-bit run fed the float
-# indices 99.75 % (benchmarks/segnet_int8_indices.py). Measured with the Q/DQ
-# ONNX, which pools in float: encoder blocks 1-2 in float 98.8 %, the whole
-# encoder in float 99.5 %, the whole decoder in float 97.2 %.
-_SEGNET = "96.8 % (TFLite), 97.1 % (Q/DQ ONNX): 8-bit activations move the unpooling indices"
-INT8_KNOWN_FAILURES = {("segnet", "tflite"): _SEGNET, ("segnet", "onnx"): _SEGNET}
+# SegNet's argmax unpooling is discontinuous: a pooling window whose top two
+# values differ by less than float rounding can go either way in another float
+# implementation, and the decoder then gets that value one pixel away (the
+# checked-in SegNet has a block3 window tied to 2.5e-8 of its range in one
+# scene; TFLite's float kernels flip it, and 1 % of the pixels move by up to
+# 0.2 logits, all labels equal). So the max |logit difference| bound skips the
+# scenes with a window whose top-2 gap is below TIED_WINDOW of its layer's
+# range in Keras (exact ties come from identical inputs, which every
+# implementation computes alike, and go to the first position in all of
+# them); argmax agreement covers every scene.
+TIED_WINDOW = 1e-6
 
 
 def _semantic(outputs):
@@ -51,6 +55,23 @@ class Case:
         self.calibration, _ = trained.scenes(0, trained.CALIBRATION_SCENES)  # training scenes
         self.images, _ = trained.scenes(trained.TEST_SEED, trained.TEST_SCENES)
         self.reference = self.model.predict(self.images, verbose=0)
+        self.tied = _scenes_with_tied_windows(self.model, self.images)
+        assert self.tied.mean() <= 0.5, "too few scenes left to bound the float error"
+
+
+def _scenes_with_tied_windows(model, images):
+    """Per scene: whether any argmax pooling window's top two are within TIED_WINDOW."""
+    pools = [layer for layer in model.layers if isinstance(layer, MaxPoolingWithArgmax2D)]
+    tied = np.zeros(len(images), bool)
+    if not pools:
+        return tied
+    pooled_inputs = keras.Model(model.input, [p.input for p in pools]).predict(images, verbose=0)
+    for x in pooled_inputs:
+        windows = tf.nn.space_to_depth(x, 2).numpy()
+        windows = np.sort(windows.reshape(*windows.shape[:3], 4, x.shape[-1]), axis=3)
+        gap = windows[..., -1, :] - windows[..., -2, :]
+        tied |= ((gap > 0) & (gap < TIED_WINDOW * x.max())).reshape(len(images), -1).any(1)
+    return tied
 
 
 @pytest.fixture(scope="module", params=list(trained.BUILDERS))
@@ -79,7 +100,7 @@ def _compare_all(case, outputs):
     references = case.reference if isinstance(case.reference, dict) else {
         "logits": case.reference}
     for name, reference in references.items():
-        _check_float(f"{case.name}/{name}", reference, outputs[name])
+        _check_float(f"{case.name}/{name}", reference[~case.tied], outputs[name][~case.tied])
     semantic = _semantic(references) if len(references) > 1 else references["logits"]
     key = "semantic" if len(references) > 1 else "logits"
     _check_agreement(semantic, np.argmax(outputs[key], -1), FLOAT_AGREEMENT)
@@ -103,10 +124,7 @@ def test_saved_model(case):
     _compare_all(case, outputs)
 
 
-def _check_int8(case, request, export, labels):
-    if (case.name, export) in INT8_KNOWN_FAILURES:
-        request.applymarker(pytest.mark.xfail(
-            strict=False, reason=INT8_KNOWN_FAILURES[case.name, export]))
+def _check_int8(case, labels):
     reference = _semantic(case.reference)
     predicted = np.unique(np.argmax(reference, -1)).size
     assert predicted >= MIN_PREDICTED_CLASSES, (
@@ -114,7 +132,7 @@ def _check_int8(case, request, export, labels):
     _check_agreement(reference, labels, INT8_AGREEMENT)
 
 
-def test_tflite_int8(case, request):
+def test_tflite_int8(case):
     path = to_tflite(case.model, case.dir / "int8.tflite", quantization="int8",
                      representative_data=case.calibration, io_dtype="uint8")
     segmenter = Segmenter.load(path, num_threads=2)
@@ -124,12 +142,12 @@ def test_tflite_int8(case, request):
         labels = np.argmax(_runtime_outputs(segmenter, case.images)["semantic"], -1)
     else:
         labels = segmenter.predict(case.images.astype("uint8"))
-    _check_int8(case, request, "tflite", labels)
+    _check_int8(case, labels)
 
 
-def test_onnx_int8(case, request):
+def test_onnx_int8(case):
     path = to_onnx(case.model, case.dir / "int8.onnx", precision="int8",
                    calibration_data=case.calibration)
     outputs = _runtime_outputs(Segmenter.load(path, num_threads=2), case.images)
     key = "semantic" if isinstance(case.reference, dict) else "logits"
-    _check_int8(case, request, "onnx", np.argmax(outputs[key], -1))
+    _check_int8(case, np.argmax(outputs[key], -1))

@@ -2,19 +2,20 @@
 
 An int8 agreement check means something only for a trained model: a briefly
 trained one leaves 10-25 % of its pixels with near-tied logits that any 8-bit
-noise flips. Training each builder far enough (3000 steps on the synthetic
-street scenes) costs 2-8 CPU minutes per builder, more than CI can spend six
-times over. So the weights are trained once by this module and checked in
-(`tests/export/trained/<builder>.npz`, float16, 0.2-1.3 MB each, 5 MB in all);
-the tests only build the models and load them. Regenerate them when a
+noise flips. Training each builder far enough (3000-6000 steps on the
+synthetic street scenes) costs 2-8 CPU minutes per builder, more than CI can
+spend six times over. So the weights are trained once by this module and
+checked in (`tests/export/trained/<builder>.npz`, float16, 0.2-1.3 MB each,
+5 MB in all); the tests only build the models and load them. Regenerate them when a
 builder's layers change (loading then fails and says so):
 
-    python -m tests.export.trained --steps 3000
+    python -m tests.export.trained
 
 The recipe (`train`, also used by `benchmarks/int8_agreement.py --steps N`):
 Adam with cosine decay from 3e-3, batch 8, batch-norm momentum 0.9, 1024
-scenes of `kerasseg.data.synthetic.make_scene` at 64x64; LPSNet trains its
-semantic head.
+scenes of `kerasseg.data.synthetic.make_scene` at 64x64, for STEPS steps
+(SegNet, which learns slowest, twice as many); LPSNet trains its semantic
+head.
 """
 
 import argparse
@@ -36,11 +37,16 @@ TEST_SEED = 100_000
 CALIBRATION_SCENES = 32
 TEST_SCENES = 32
 MOBILENET = {"backbone": "mobilenetv2", "backbone_kwargs": {"alpha": 0.35}}
+STEPS = {"fcn8s": 3000, "segnet": 6000, "unet": 3000, "pspnet": 3000, "deeplabv3plus": 3000,
+         "lpsnet": 3000}
 
 # name -> (module, builder, tiny config)
 BUILDERS = {
     "fcn8s": ("kerasseg.models.fcn", "fcn8s", {**MOBILENET, "dropout": 0.0}),
-    "segnet": ("kerasseg.models.segnet", "segnet", {"base_filters": 8}),
+    # SegNet as one trains it for int8 (see `segnet`'s `index_dropout`): without
+    # it, 8-bit activations move 4 % of the first pooling's indices and int8
+    # agrees on 97 % (`benchmarks/segnet_int8_indices.py`).
+    "segnet": ("kerasseg.models.segnet", "segnet", {"base_filters": 8, "index_dropout": 0.5}),
     "unet": ("kerasseg.models.unet", "unet", {"base_filters": 8, "depth": 3, "dropout": 0.0}),
     "pspnet": ("kerasseg.models.pspnet", "pspnet", {
         **MOBILENET, "ppm_filters": 8, "head_filters": 16, "dropout": 0.0}),
@@ -60,13 +66,14 @@ def scenes(first_seed, count):
             np.stack([s["semantic"] for s in drawn]).astype("int32"))
 
 
-def build(name):
+def build(name, **overrides):
+    """The builder's tiny model; `overrides` replace entries of its config."""
     module, builder, config = BUILDERS[name]
     return getattr(importlib.import_module(module), builder)(
-        NUM_CLASSES, input_shape=(SIZE, SIZE, 3), **config)
+        NUM_CLASSES, input_shape=(SIZE, SIZE, 3), **{**config, **overrides})
 
 
-def train(name, steps, seed=1, images=None, masks=None):
+def train(name, steps, seed=1, images=None, masks=None, **overrides):
     """A tiny `name` model trained `steps` steps with the recipe above."""
     import keras
     import tensorflow as tf
@@ -76,7 +83,7 @@ def train(name, steps, seed=1, images=None, masks=None):
     keras.utils.set_random_seed(seed)
     if images is None:
         images, masks = scenes(0, TRAIN_SCENES)
-    model = build(name)
+    model = build(name, **overrides)
     for layer in batch_norm_layers(model):
         layer.momentum = 0.9  # a short run: the moving statistics must follow
     loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
@@ -120,14 +127,15 @@ def load(name):
 
 def main():
     parser = argparse.ArgumentParser(description="Train and save the tiny test models.")
-    parser.add_argument("--steps", type=int, default=3000)
+    parser.add_argument("--steps", type=int, help="training steps (default: STEPS)")
     parser.add_argument("--builders", nargs="+", default=list(BUILDERS), choices=list(BUILDERS))
     args = parser.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     WEIGHTS_DIR.mkdir(exist_ok=True)
     images, masks = scenes(0, TRAIN_SCENES)
     for name in args.builders:
-        save(train(name, args.steps, images=images, masks=masks), WEIGHTS_DIR / f"{name}.npz")
+        steps = args.steps or STEPS[name]
+        save(train(name, steps, images=images, masks=masks), WEIGHTS_DIR / f"{name}.npz")
         print(f"{name}: {WEIGHTS_DIR / name}.npz", flush=True)
 
 
