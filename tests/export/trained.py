@@ -6,8 +6,8 @@ noise flips. Training each builder far enough (3000-6000 steps on the
 synthetic street scenes) costs 2-8 CPU minutes per builder, more than CI can
 spend six times over. So the weights are trained once by this module and
 checked in (`tests/export/trained/<builder>.npz`, float16, 0.2-1.3 MB each,
-5 MB in all); the tests only build the models and load them. Regenerate them when a
-builder's layers change (loading then fails and says so):
+5 MB in all); the tests only build the models and load them. Regenerate them
+when a builder's layers change (loading then fails and says so):
 
     python -m tests.export.trained
 
@@ -44,8 +44,8 @@ STEPS = {"fcn8s": 3000, "segnet": 6000, "unet": 3000, "pspnet": 3000, "deeplabv3
 BUILDERS = {
     "fcn8s": ("kerasseg.models.fcn", "fcn8s", {**MOBILENET, "dropout": 0.0}),
     # SegNet as one trains it for int8 (see `segnet`'s `index_dropout`): without
-    # it, 8-bit activations move 4 % of the first pooling's indices and int8
-    # agrees on 97 % (`benchmarks/segnet_int8_indices.py`).
+    # it, the pooling indices that 8-bit activations move (4 % of the first
+    # pooling's) leave int8 agreeing on 96.7 % (benchmarks/segnet_int8_indices.py).
     "segnet": ("kerasseg.models.segnet", "segnet", {"base_filters": 8, "index_dropout": 0.5}),
     "unet": ("kerasseg.models.unet", "unet", {"base_filters": 8, "depth": 3, "dropout": 0.0}),
     "pspnet": ("kerasseg.models.pspnet", "pspnet", {
