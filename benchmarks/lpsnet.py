@@ -114,7 +114,8 @@ def train(model, thing_classes, args):
 
     start = time.time()
     budget = Budget()
-    history = model.fit(data, steps_per_epoch=25, epochs=100000, verbose=2, callbacks=[budget])
+    history = model.fit(data, steps_per_epoch=25, epochs=100000, verbose=2, callbacks=[budget],
+                        shuffle=False)
     return data_seconds, time.time() - start, budget.steps, history.history["loss"][-1]
 
 

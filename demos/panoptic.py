@@ -76,7 +76,8 @@ def fallback_model(cache, fast, train_seconds):
                             THING_CLASSES, batch_size=8)
     model = build_lpsnet(len(CLASS_NAMES), THING_CLASSES, fast=fast)
     compile_lpsnet(model, optimizer=keras.optimizers.Adam(2e-3), preset="cityscapes")
-    _common.fit_briefly(model, data, epochs=1 if fast else 40, cpu_seconds=train_seconds)
+    _common.fit_briefly(model, data, epochs=1 if fast else 40, cpu_seconds=train_seconds,
+                        shuffle=False)  # the dataset shuffles itself
     recompute_batch_norm(model, images)
     partial = path + ".partial.keras"
     model.save(partial)

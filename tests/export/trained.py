@@ -99,7 +99,7 @@ def train(name, steps, seed=1, images=None, masks=None, **overrides):
         model.compile(optimizer, loss=loss)
     data = tf.data.Dataset.from_tensor_slices((images, targets))
     model.fit(data.repeat().shuffle(len(images), seed=seed).batch(8),
-              steps_per_epoch=steps, epochs=1, verbose=0)
+              steps_per_epoch=steps, epochs=1, verbose=0, shuffle=False)
     return model
 
 
