@@ -34,8 +34,8 @@ MIN_PREDICTED_CLASSES = 3
 # values differ by less than float rounding can go either way in another float
 # implementation, and the decoder then gets that value one pixel away (the
 # checked-in SegNet has a block3 window tied to 2.5e-8 of its range in one
-# scene; TFLite's float kernels flip it, and 1 % of the pixels move by up to
-# 0.2 logits, all labels equal). So the max |logit difference| bound skips the
+# scene; TFLite's float kernels flip it, and 1278 of that scene's pixels move
+# by up to 0.2 logits, all labels equal). So the max |logit difference| bound skips the
 # scenes with a window whose top-2 gap is below TIED_WINDOW of its layer's
 # range in Keras (exact ties come from identical inputs, which every
 # implementation computes alike, and go to the first position in all of
