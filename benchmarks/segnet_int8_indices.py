@@ -105,9 +105,8 @@ def labels_of(model, images, book, replay=None):
     return labels, dict(book.indices)
 
 
-def random_index_accuracy(model, images, masks, book):
-    """Pixel accuracy when every pooling index is drawn at random."""
-    recorded = labels_of(model, images, book)[1]
+def random_index_accuracy(model, images, masks, book, recorded):
+    """Pixel accuracy when every pooling index is drawn at random (shaped like `recorded`)."""
     rng = np.random.default_rng(0)
     drawn = {name: tf.constant(rng.integers(0, 4, indices.shape), tf.int32)
              for name, indices in recorded.items()}
@@ -124,8 +123,9 @@ def report(title, model, calibration, images, masks):
     float_book, rounded_book = IndexBook(), IndexBook()
     floating = variant(model, float_book)
     _, float_indices = labels_of(floating, images, float_book)
+    random_accuracy = random_index_accuracy(floating, images, masks, float_book, float_indices)
     print(f"\n{title}: accuracy {np.mean(reference == masks):.3f}, with random pooling "
-          f"indices {random_index_accuracy(floating, images, masks, float_book):.3f}")
+          f"indices {random_accuracy:.3f}")
     header = f"{'activations':<14}{'own indices':>13}{'float indices':>15}{'rounded indices':>17}"
     print(header + "".join(f"{name.split('_')[0] + ' moved':>14}" for name in pools))
     for bits in (8, 10, 12):
