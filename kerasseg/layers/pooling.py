@@ -58,9 +58,9 @@ class MaxPoolingWithArgmax2D(keras.layers.Layer):
         indices = tf.argmax(windows, axis=2, output_type=tf.int32)
         indices = tf.reshape(indices, [batch, height, width, channels])
         if training and self.index_dropout > 0:
-            shape = tf.shape(indices)
-            drawn = keras.random.randint(shape, 0, 4, dtype="int32", seed=self.seed_generator)
-            dropped = keras.random.uniform(shape, seed=self.seed_generator) < self.index_dropout
+            index_shape, seed = tf.shape(indices), self.seed_generator
+            drawn = keras.random.randint(index_shape, 0, 4, dtype="int32", seed=seed)
+            dropped = keras.random.uniform(index_shape, seed=seed) < self.index_dropout
             indices = tf.where(dropped, drawn, indices)
         return [pooled, indices]
 
