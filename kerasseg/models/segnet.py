@@ -6,16 +6,15 @@ Encoder-Decoder Architecture for Image Segmentation", TPAMI 2017.
 
 import keras
 
-from kerasseg.backbones import build_backbone
 from kerasseg.backbones.vgg import VGG16_BLOCKS, vgg_bn_conv
-from kerasseg.backbones.weights import check_backbone_weights
 from kerasseg.layers import MaxUnpooling2D
 from kerasseg.models.blocks import output_layer
-from kerasseg.utils import check_input_shape, check_positive_int, load_model_weights
+from kerasseg.models.inputs import check_builder_arguments, image_and_features
+from kerasseg.utils import load_model_weights
 
 
 def segnet(
-    num_classes,
+    num_classes=11,
     input_shape=(None, None, 3),
     backbone="vgg16_bn",
     base_filters=64,
@@ -38,7 +37,9 @@ def segnet(
 
     Encoder conv layers carry `keras.applications.VGG16` names
     ("block1_conv1", ...), so `backbone_weights="imagenet"` initialises the
-    encoder from VGG16 as in the paper. About 29.4M parameters.
+    encoder from VGG16 as in the paper. About 29.5M parameters. Called
+    without arguments it builds SegNet as its authors ship it for CamVid: 11
+    classes, void pixels carrying the ignore label.
 
     Reference:
         Badrinarayanan, Kendall & Cipolla, "SegNet: A Deep Convolutional
@@ -48,7 +49,8 @@ def segnet(
         num_classes: number of classes (>= 1).
         input_shape: (height, width, channels) of raw [0, 255] images; height
             and width may be None.
-        backbone: "vgg16_bn", the only encoder SegNet defines.
+        backbone: "vgg16_bn" (`kerasseg.backbones.vgg.vgg16_bn`), the only
+            encoder SegNet defines.
         base_filters: width of the first block (64 in the paper); the others
             are 2x, 4x, 8x and 8x. ImageNet weights need 64.
         synchronized_bn: use synchronised batch norm across replicas.
@@ -64,27 +66,24 @@ def segnet(
         backbone_weights: None, "imagenet" or the path of a
             `keras.applications.VGG16` weights file for the encoder convs.
         activation: None for logits, or e.g. "softmax".
-        name: model name.
+        name: model name; None names it "segnet".
 
     Returns:
         A functional `keras.Model` from (B, H, W, C) images to (B, H, W,
         num_classes).
 
     Example:
-        >>> model = kerasseg.segnet(num_classes=12)
+        >>> model = kerasseg.segnet()  # CamVid, 11 classes
     """
-    check_positive_int("num_classes", num_classes)
-    input_shape = check_input_shape(input_shape)
-    if backbone != "vgg16_bn":
-        raise ValueError(f"`backbone` must be 'vgg16_bn'. Received: backbone={backbone!r}")
-    check_backbone_weights(backbone_weights, input_shape[-1])
-
-    inputs = keras.Input(shape=input_shape, name="image")
+    input_shape = check_builder_arguments(
+        num_classes, input_shape, backbone, backbone_weights=backbone_weights,
+        backbones=("vgg16_bn",),
+    )
 
     # === Encoder: VGG16-BN, whose poolings record their argmax ===
-    features = build_backbone(
-        backbone, inputs, weights=backbone_weights, synchronized_bn=synchronized_bn,
-        base_filters=base_filters, index_dropout=index_dropout,
+    inputs, features = image_and_features(
+        input_shape, backbone, backbone_weights=backbone_weights, synchronized_bn=synchronized_bn,
+        backbone_kwargs={"base_filters": base_filters, "index_dropout": index_dropout},
     )
     encoder = keras.Model(inputs, features)
 
