@@ -125,6 +125,28 @@ def test_summary_command_prints_a_row_per_model(capsys):
     assert re.search(r"^unet\s+31\.03M", out, re.M), out
 
 
+def _summary_labels():
+    from kerasseg.models.summary import SUMMARY_CONFIGS
+
+    return sorted(SUMMARY_CONFIGS)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("label", _summary_labels())
+def test_summary_configurations_build(label):
+    import keras
+
+    from kerasseg.models import MODELS
+    from kerasseg.models.summary import SUMMARY_CONFIGS
+
+    builder, arguments = SUMMARY_CONFIGS[label]
+    keras.backend.clear_session()
+    model = MODELS[builder](**arguments)
+    output = model.output["semantic"] if isinstance(model.output, dict) else model.output
+    assert output.shape[-1] == arguments["num_classes"]
+    keras.backend.clear_session()
+
+
 def test_cli_without_command_prints_help(capsys):
     from kerasseg.cli import main
 

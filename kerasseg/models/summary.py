@@ -17,7 +17,7 @@ SUMMARY_CONFIGS = {
     "deeplabv3plus_xception65": ("deeplabv3plus", {"num_classes": 21}),
     "deeplabv3plus_mobilenetv2": ("deeplabv3plus", {"num_classes": 21, "backbone": "mobilenetv2"}),
     "lraspp_mobilenetv3large": ("lraspp", {"num_classes": 21}),
-    "lpsnet_resnet50": ("lpsnet", {"num_classes": 21}),
+    "lpsnet_resnet50": ("lpsnet", {"num_classes": 21, "thing_classes": None}),
 }
 
 
@@ -48,10 +48,10 @@ def forward_seconds(model, input_size, repeats=3):
 
 def summarize(configs, input_size=(512, 512), flops=True, repeats=3):
     """Yields one row dict per configuration."""
-    import kerasseg
+    from kerasseg.models import MODELS
 
     for label, (builder_name, kwargs) in configs.items():
-        model = getattr(kerasseg, builder_name)(**kwargs)
+        model = MODELS[builder_name](**kwargs)
         row = {
             "model": label,
             "params": model.count_params(),
