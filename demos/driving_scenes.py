@@ -29,21 +29,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import _common  # noqa: E402
 
+from kerasseg.data.labels import CITYSCAPES_CLASSES, CITYSCAPES_PALETTE  # noqa: E402
+
 DEFAULT_OUTPUT = "driving_scenes.mp4"
-CITYSCAPES_CLASSES = (
-    "road", "sidewalk", "building", "wall", "fence", "pole", "traffic light",
-    "traffic sign", "vegetation", "terrain", "sky", "person", "rider", "car", "truck",
-    "bus", "train", "motorcycle", "bicycle",
-)
-CITYSCAPES_PALETTE = np.array(
-    [
-        [128, 64, 128], [244, 35, 232], [70, 70, 70], [102, 102, 156], [190, 153, 153],
-        [153, 153, 153], [250, 170, 30], [220, 220, 0], [107, 142, 35], [152, 251, 152],
-        [70, 130, 180], [220, 20, 60], [255, 0, 0], [0, 0, 142], [0, 0, 70],
-        [0, 60, 100], [0, 80, 100], [0, 0, 230], [119, 11, 32],
-    ],
-    np.uint8,
-)
 # Synthetic scene classes drawn as the nearest Cityscapes class (None: not drawn).
 SYNTHETIC_TO_CITYSCAPES = {
     "sky": "sky", "grass": "terrain", "road": "road", "wall": "building",

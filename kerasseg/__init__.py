@@ -6,7 +6,7 @@ and submodules resolve on first use, e.g. `kerasseg.fcn8s(num_classes=21)`.
 
 import importlib
 
-__version__ = "0.1.0"
+from kerasseg.version import __version__  # noqa: F401
 
 # Public name -> module that defines it. Submodules map to themselves.
 _LAZY_ATTRIBUTES = {

@@ -1,7 +1,8 @@
 """Datasets, augmentation and the synthetic scene generator.
 
 `kerasseg.data` resolves names on first use, so `kerasseg.data.synthetic`
-(numpy and OpenCV only) loads without TensorFlow.
+(numpy and OpenCV only) and `kerasseg.data.labels` (the ignore label and the
+class tables) load without TensorFlow.
 
 Example:
     >>> from kerasseg import data
@@ -20,10 +21,17 @@ _LAZY_ATTRIBUTES = {
             "load_dataset", "validate", "DATASETS", "DATASET_CLASSES", "voc_dataset",
             "cityscapes_dataset", "ade20k_dataset", "coco_panoptic_dataset",
             "coco_panoptic_categories", "folder_dataset", "decode_image_file",
-            "decode_index_png", "voc_palette", "VOC_CLASSES", "CITYSCAPES_CLASSES",
-            "CITYSCAPES_TRAIN_IDS", "ADE20K_CLASSES",
+            "decode_index_png",
         ),
         "kerasseg.data.readers",
+    ),
+    **dict.fromkeys(
+        (
+            "IGNORE_LABEL", "voc_palette", "VOC_CLASSES", "CITYSCAPES_CLASSES",
+            "CITYSCAPES_LABEL_TO_TRAIN_ID", "CITYSCAPES_THING_CLASSES", "CITYSCAPES_PALETTE",
+            "ADE20K_CLASSES",
+        ),
+        "kerasseg.data.labels",
     ),
     **dict.fromkeys(
         (
@@ -37,8 +45,7 @@ _LAZY_ATTRIBUTES = {
         "kerasseg.data.synthetic",
     ),
 }
-_SUBMODULES = ("augment", "readers", "synthetic")
-IGNORE_LABEL = 255
+_SUBMODULES = ("augment", "labels", "readers", "synthetic")
 
 
 def __getattr__(name):

@@ -14,7 +14,8 @@ Example:
 import numpy as np
 import tensorflow as tf
 
-IGNORE_LABEL = 255
+from kerasseg.data.labels import IGNORE_LABEL
+
 IMAGENET_MEAN = (123.675, 116.28, 103.53)
 
 

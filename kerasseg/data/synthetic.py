@@ -18,7 +18,6 @@ import numpy as np
 CLASS_NAMES = ("sky", "grass", "road", "wall", "person", "car", "ball")
 THING_CLASSES = (4, 5, 6)
 NUM_CLASSES = len(CLASS_NAMES)
-IGNORE_LABEL = 255
 PALETTE = np.array(
     [
         [70, 130, 180],  # sky

@@ -7,8 +7,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-import kerasseg
 from kerasseg.utils import check_choice
+from kerasseg.version import __version__
 
 OUTPUTS = ("logits", "probabilities", "labels")
 # Layers that refine logits after the network and have no builtin-op lowering.
@@ -206,7 +206,7 @@ def build_metadata(model, output, names, image_size, quantization="none", labels
     channels = int(model.inputs[0].shape[-1])
     height, width = image_size if image_size else (None, None)
     return {
-        "kerasseg_version": kerasseg.__version__,
+        "kerasseg_version": __version__,
         "model_name": model.name,
         "num_classes": num_classes,
         "labels": labels,
