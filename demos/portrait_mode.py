@@ -44,8 +44,9 @@ def fallback_model(cache, size, fast, train_seconds):
     )
     import keras
 
+    from kerasseg import portrait_model
+    from kerasseg.data.synthetic import make_portrait_scene
     from kerasseg.export import to_tflite
-    from kerasseg.portrait import make_portrait_scene, portrait_model
     from kerasseg.train import recompute_batch_norm
 
     _common.seed_everything(0)
@@ -72,7 +73,7 @@ def fallback_model(cache, size, fast, train_seconds):
 
 def synthetic_clip(num_frames, height=288, width=384, seed=7):
     """A camera panning across a synthetic scene framed around a person."""
-    from kerasseg.portrait import make_portrait_scene
+    from kerasseg.data.synthetic import make_portrait_scene
 
     image, _ = make_portrait_scene(seed, height, width * 5 // 4)
     for (frame,) in _common.panned_clip((image,), width, num_frames):
@@ -144,8 +145,7 @@ def build_parser():
 
 
 def run(argv=None):
-    from kerasseg.portrait import MaskSmoother, blur_background, replace_background
-    from kerasseg.runtime import Segmenter
+    from kerasseg.runtime import MaskSmoother, Segmenter, blur_background, replace_background
 
     args = _common.parse(build_parser(), argv)
     model_path = args.model or fallback_model(

@@ -20,12 +20,13 @@ _LAZY_ATTRIBUTES = {
     "deeplabv3plus": "kerasseg.models.deeplab",
     "lraspp": "kerasseg.models.lraspp",
     "lpsnet": "kerasseg.models.lpsnet",
+    "portrait_model": "kerasseg.models.portrait",
     "with_crf": "kerasseg.crf",
     "load_model": "kerasseg.saving",
 }
 _SUBMODULES = (
     "backbones", "cli", "crf", "data", "export", "layers", "losses", "metrics",
-    "models", "ops", "panoptic", "portrait", "runtime", "train",
+    "models", "ops", "panoptic", "runtime", "train",
 )
 
 

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from kerasseg.inference import predict, tile_origins, window
+from kerasseg.inference import predict
+from kerasseg.runtime.inference import tile_origins, window
 
 
 def pointwise_model(num_classes=3):
