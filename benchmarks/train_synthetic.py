@@ -62,9 +62,9 @@ def main():
     import keras
 
     from kerasseg import train as trainer
+    from kerasseg.cli.quickstart import quickstart_config
     from kerasseg.data.synthetic import CLASS_NAMES
     from kerasseg.metrics import scores_table
-    from kerasseg.quickstart import quickstart_config
     from kerasseg.train import build_model, evaluate, split_dataset, train
 
     output_dir = args.output_dir or tempfile.mkdtemp(prefix="kerasseg_bench_")

@@ -24,11 +24,38 @@ def check_positive_int(argument, value, minimum=1):
     return value
 
 
+def check_type(argument, value, expected):
+    """Raise ValueError unless `value` is an instance of `expected` (a type or tuple)."""
+    if not isinstance(value, expected) or (isinstance(value, bool) and expected in (int, float)):
+        names = " or ".join(t.__name__ for t in (expected if isinstance(expected, tuple)
+                                                  else (expected,)))
+        raise ValueError(f"`{argument}` must be of type {names}. Received: {argument}={value!r}")
+    return value
+
+
+def check_number(argument, value, minimum=None, maximum=None, low_open=False, high_open=False):
+    """Raise ValueError unless `value` is a real number in the given interval.
+
+    `minimum`/`maximum` None leave that side unbounded; `low_open`/`high_open`
+    exclude the bound itself. The message states the interval.
+    """
+    valid = isinstance(value, numbers.Real) and not isinstance(value, bool)
+    if valid and minimum is not None:
+        valid = value > minimum if low_open else value >= minimum
+    if valid and maximum is not None:
+        valid = value < maximum if high_open else value <= maximum
+    if not valid:
+        low, high = "(" if low_open else "[", ")" if high_open else "]"
+        interval = (f"{low}{'-inf' if minimum is None else minimum}, "
+                    f"{'inf' if maximum is None else maximum}{high}")
+        raise ValueError(f"`{argument}` must be a number in {interval}. "
+                         f"Received: {argument}={value!r}")
+    return value
+
+
 def check_rate(argument, value):
     """Raise ValueError unless `value` is a number in [0, 1)."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 <= value < 1:
-        raise ValueError(f"`{argument}` must be a number in [0, 1). Received: {argument}={value!r}")
-    return float(value)
+    return float(check_number(argument, value, 0, 1, high_open=True))
 
 
 def check_input_shape(input_shape, min_channels=1):

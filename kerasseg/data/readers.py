@@ -516,7 +516,7 @@ def load_dataset(name, root, split="train", shuffle_files=False, seed=None, **kw
     return DATASETS[name](root, split, shuffle_files=shuffle_files, seed=seed, **kwargs)
 
 
-def _error_summary(message):
+def error_summary(message):
     """The informative line of a TensorFlow error (the assertion text, if any)."""
     lines = [line.strip() for line in message.splitlines() if line.strip()]
     for line in lines:
@@ -551,7 +551,7 @@ def validate(name, root, split="train", max_errors=20, **kwargs):
         try:
             check(*element)
         except (tf.errors.InvalidArgumentError, tf.errors.NotFoundError) as error:
-            message = _error_summary(error.message)
+            message = error_summary(error.message)
             files = " / ".join(p.decode() for p in (element[0].numpy(), element[1].numpy()))
             problems.append(f"{files}: {message}")
             if len(problems) >= max_errors:

@@ -12,9 +12,10 @@ first use:
 - `panoptic_statistics`, `summarize`, `PanopticQuality` (metric)
 - `lpsnet_losses`, `compile_lpsnet`, `lpsnet_optimizer` (losses)
 - `panoptic_dataset` (tf.data targets for `model.fit`),
-  `coco_panoptic_dataset`, `cityscapes_panoptic_dataset` (panoptic ground truth),
-  `evaluate_panoptic` (PQ of a model over a dataset), `load_panoptic_split`
-  (the datasets of `kerasseg train`)
+  `coco_panoptic_pairs`, `cityscapes_panoptic_pairs` (images with their
+  panoptic id maps), `load_panoptic_split` (the splits of `kerasseg train`)
+  (datasets)
+- `evaluate_panoptic`: PQ of a model over a dataset (evaluate)
 """
 
 import importlib
@@ -42,12 +43,12 @@ _LAZY = {
     "compile_lpsnet": "kerasseg.panoptic.losses",
     "lpsnet_optimizer": "kerasseg.panoptic.losses",
     "lpsnet_schedule": "kerasseg.panoptic.losses",
-    "panoptic_dataset": "kerasseg.panoptic.data",
-    "panoptic_targets_fn": "kerasseg.panoptic.data",
-    "coco_panoptic_dataset": "kerasseg.panoptic.data",
-    "evaluate_panoptic": "kerasseg.panoptic.data",
-    "load_panoptic_split": "kerasseg.panoptic.data",
-    "cityscapes_panoptic_dataset": "kerasseg.panoptic.data",
+    "panoptic_dataset": "kerasseg.panoptic.datasets",
+    "panoptic_targets_fn": "kerasseg.panoptic.datasets",
+    "coco_panoptic_pairs": "kerasseg.panoptic.datasets",
+    "cityscapes_panoptic_pairs": "kerasseg.panoptic.datasets",
+    "load_panoptic_split": "kerasseg.panoptic.datasets",
+    "evaluate_panoptic": "kerasseg.panoptic.evaluate",
 }
 
 __all__ = [

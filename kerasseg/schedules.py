@@ -1,4 +1,6 @@
-"""Learning-rate schedules."""
+"""Learning-rate schedules: poly decay (DeepLab) and step decay (LPSNet), each
+after an optional linear warmup. Keras `LearningRateSchedule`s, registered for
+`.keras` files; `kerasseg.train` builds them from a config."""
 
 import keras
 from keras import ops

@@ -56,10 +56,10 @@ def quickstart(output_dir="quickstart_output", epochs=None, fast=False, num_over
         "export" (TFLite path and label agreement with Keras),
         and "seconds" per step.
     """
+    from kerasseg.cli.reports import save_evaluation, save_overlays
     from kerasseg.data.synthetic import CLASS_NAMES, PALETTE
     from kerasseg.metrics import scores_table
     from kerasseg.train import evaluate, split_dataset, train
-    from kerasseg.train.cli import save_evaluation, save_overlays
 
     config = quickstart_config(output_dir, epochs, fast)
     results, seconds = {}, {}
