@@ -28,12 +28,16 @@ COMMANDS = {
     "export": "export a .keras model: SavedModel, TFLite, ONNX, TensorRT",
     "summary": "build every architecture and print a table",
 }
-# Lines of TensorFlow's C++ logging (absl format "I0000 00:00:..." for INFO and
-# WARNING, and the banner before absl is initialised), which TF 2.21 prints at
-# import whatever TF_CPP_MIN_LOG_LEVEL says. Errors (E, F) still show.
+# Lines of TensorFlow's C++ logging ("I0000 00:00:1795912566.004987  22700
+# port.cc:153] ..." for INFO, WARNING and ERROR, the banner printed before absl
+# is initialised, the CPU-feature note's second line), which TF 2.21 prints
+# whatever TF_CPP_MIN_LOG_LEVEL says. Its ERROR lines are noise too ("failed
+# call to cuInit" on every machine without a GPU): real failures raise. Fatal
+# (F) lines still show. LiteRT announces its CPU delegate on every load.
 NATIVE_LOG_LINE = re.compile(
-    rb"^(?:[IW]\d{4} \d\d:\d\d:\d\d\.\d+ |WARNING: All log messages before absl::InitializeLog"
-    rb"|To enable the following instructions: )")
+    rb"^(?:[IWE]\d{4} [\d:.]+\s+\d+ \S+:\d+\] |\s*\[\[\{\{node "
+    rb"|WARNING: All log messages before absl::InitializeLog"
+    rb"|To enable the following instructions: |INFO: Created TensorFlow Lite XNNPACK delegate)")
 
 
 def main(argv=None):
@@ -84,6 +88,8 @@ def user_error(error):
         summary = error_summary(error.message)
         if isinstance(error, tensorflow.errors.ResourceExhaustedError):
             summary += " (out of memory: lower data.batch_size or data.image_size)"
+        elif isinstance(error, tensorflow.errors.InvalidArgumentError):
+            summary += "\n(`kerasseg validate --config ...` lists every bad file of a split)"
         return summary
     return None
 

@@ -88,3 +88,18 @@ def test_train_with_config_file_and_overrides(tmp_path, capsys):
     assert "SECTION.KEY=VALUE" in capsys.readouterr().err
     assert main(["train", "--config", str(path), "--set", "training.epoch=3"]) == 2
     assert "unknown key(s) 'epoch'" in capsys.readouterr().err
+
+
+def test_evaluate_an_exported_file_through_the_same_path(quickstart_dir, tmp_path, capsys):
+    output = tmp_path / "eval_tflite"
+    assert main(["evaluate", "--model", str(quickstart_dir / "model.tflite"),
+                 "--config", str(quickstart_dir / "config.yaml"), "--num-overlays", "1",
+                 "--output-dir", str(output)]) == 0
+    exported = json.loads((output / "metrics.json").read_text())
+    keras_scores = json.loads((quickstart_dir / "eval" / "metrics.json").read_text())
+    assert np.asarray(exported["confusion"]).sum() == 8 * 64 * 64
+    # The float file agrees with Keras on >= 99.9% of labels (quickstart's check).
+    changed = np.abs(np.asarray(exported["confusion"]) - np.asarray(keras_scores["confusion"]))
+    assert changed.sum() <= 2 * 0.001 * 8 * 64 * 64
+    assert (output / "overlays" / "000.png").exists()
+
