@@ -4,8 +4,7 @@
 and submodules resolve on first use, e.g. `kerasseg.fcn8s(num_classes=21)`.
 """
 
-import importlib
-
+from kerasseg.utils import lazy_attributes
 from kerasseg.version import __version__  # noqa: F401
 
 # Public name -> module that defines it. Submodules map to themselves.
@@ -30,13 +29,4 @@ _SUBMODULES = (
 )
 
 
-def __getattr__(name):
-    if name in _SUBMODULES:
-        return importlib.import_module(f"kerasseg.{name}")
-    if name in _LAZY_ATTRIBUTES:
-        return getattr(importlib.import_module(_LAZY_ATTRIBUTES[name]), name)
-    raise AttributeError(f"module 'kerasseg' has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted([*globals(), *_LAZY_ATTRIBUTES, *_SUBMODULES])
+__getattr__, __dir__ = lazy_attributes(__name__, _LAZY_ATTRIBUTES, _SUBMODULES)

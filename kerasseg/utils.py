@@ -4,6 +4,7 @@ Every error names the argument, what was expected and what was received, in
 the form Keras uses (`Received: output_stride=12`).
 """
 
+import importlib
 import numbers
 
 
@@ -93,3 +94,32 @@ def load_model_weights(model, weights):
         )
     model.load_weights(weights)
     return model
+
+
+def lazy_attributes(package, attributes, submodules=()):
+    """`__getattr__` and `__dir__` for a package that imports on first use.
+
+    `import kerasseg` and `import kerasseg.data` stay cheap (no TensorFlow):
+    a public name resolves to its defining module only when it is used.
+
+    Args:
+        package: The package's `__name__`.
+        attributes: {public name: module that defines it}.
+        submodules: Names of the package's submodules reachable as attributes.
+
+    Returns:
+        (`__getattr__`, `__dir__`), to assign in the package's namespace.
+    """
+
+    def __getattr__(name):
+        if name in submodules:
+            return importlib.import_module(f"{package}.{name}")
+        if name in attributes:
+            return getattr(importlib.import_module(attributes[name]), name)
+        raise AttributeError(f"module {package!r} has no attribute {name!r}")
+
+    def __dir__():
+        namespace = importlib.import_module(package).__dict__
+        return sorted([*namespace, *attributes, *submodules])
+
+    return __getattr__, __dir__

@@ -12,7 +12,7 @@ Example:
     ...                     training=False, batch_size=1)
 """
 
-import importlib
+from kerasseg.utils import lazy_attributes
 
 # Public name -> module that defines it.
 _LAZY_ATTRIBUTES = {
@@ -48,13 +48,4 @@ _LAZY_ATTRIBUTES = {
 _SUBMODULES = ("augment", "labels", "readers", "synthetic")
 
 
-def __getattr__(name):
-    if name in _SUBMODULES:
-        return importlib.import_module(f"kerasseg.data.{name}")
-    if name in _LAZY_ATTRIBUTES:
-        return getattr(importlib.import_module(_LAZY_ATTRIBUTES[name]), name)
-    raise AttributeError(f"module 'kerasseg.data' has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted([*globals(), *_LAZY_ATTRIBUTES, *_SUBMODULES])
+__getattr__, __dir__ = lazy_attributes(__name__, _LAZY_ATTRIBUTES, _SUBMODULES)

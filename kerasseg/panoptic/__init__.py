@@ -18,8 +18,6 @@ first use:
 - `evaluate_panoptic`: PQ of a model over a dataset (evaluate)
 """
 
-import importlib
-
 from kerasseg.panoptic.merge import MERGE_DEFAULTS, panoptic_merge
 from kerasseg.panoptic.quality import panoptic_statistics, summarize
 from kerasseg.panoptic.readers import (
@@ -35,6 +33,7 @@ from kerasseg.panoptic.targets import (
     encode_box_targets,
     encode_targets,
 )
+from kerasseg.utils import lazy_attributes
 
 _LAZY = {
     "panoptic_merge_tf": "kerasseg.panoptic.merge_tf",
@@ -59,7 +58,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name):
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__, __dir__ = lazy_attributes(__name__, _LAZY)
