@@ -118,3 +118,15 @@ def test_the_check_catches_an_upward_import_a_top_package_import_and_a_cycle(mod
         graph["kerasseg.layers.pooling"] = graph["kerasseg.layers.pooling"] | {module}
     assert any(problem in line for line in floor_violations(graph)), floor_violations(graph)
 
+
+
+def test_the_readme_layout_lists_the_floors():
+    import re
+
+    readme = (PACKAGE.parent / "README.md").read_text()
+    layout = readme[readme.index("## Layout"):]
+    rows = re.findall(r"^\| (\d+) \| ([^|]+) \|", layout, re.M)
+    listed = tuple(tuple(f"kerasseg.{name}" for name in re.findall(r"`(\w+)`", modules))
+                   for _, modules in rows)
+    assert listed == FLOORS
+    assert [int(floor) for floor, _ in rows] == list(range(len(FLOORS)))
