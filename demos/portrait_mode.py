@@ -81,18 +81,12 @@ def synthetic_clip(num_frames, height=288, width=384, seed=7):
 
 
 def person_probability(segmenter, frame):
-    """(H, W) person probability from any segmenter: a one-channel sigmoid
-    model, or a multi-class model with a "person" label."""
-    kind = next(iter(segmenter.output_kinds.values()))
-    if kind == "logits":
-        logits = segmenter.predict_logits(frame)
-        if logits.shape[-1] == 1:
-            return 1.0 / (1.0 + np.exp(-logits[..., 0]))
-        probabilities = segmenter.predict_proba(frame)
-    else:
-        probabilities = segmenter.predict_proba(frame)
-    if probabilities.shape[-1] == 1:
-        return probabilities[..., 0]
+    """(H, W) person probability from any segmenter: a one-channel (sigmoid)
+    model, whose classes are background and person, or a multi-class model
+    with a "person" label."""
+    probabilities = segmenter.predict_proba(frame)
+    if segmenter.output_channels == 1:
+        return probabilities[..., 1]
     labels = segmenter.labels or []
     if "person" not in labels:
         raise ValueError(

@@ -14,30 +14,35 @@ import numpy as np
 import tensorflow as tf
 
 from kerasseg.runtime import inference
+from kerasseg.runtime.image import to_probabilities
 
 
-def keras_forward(model, from_logits=True):
+def keras_forward(model, from_logits=None):
     """The forward callable of `kerasseg.runtime.inference.predict` for `model`.
 
     Args:
         model: Keras model (or callable `model(x, training=False)`) from raw
             pixels (B, H, W, C) to (B, H, W, classes).
         from_logits: Whether the model outputs logits (softmax applied here)
-            or probabilities.
+            or probabilities; None reads it from the model's last layer.
+            A one-channel output is a foreground score: its probabilities are
+            [1 - p, p] (`kerasseg.runtime.image.to_probabilities`).
 
     Returns:
         A function from float32 numpy images to float32 numpy probabilities.
     """
+    if from_logits is None:
+        from_logits = model_output_kind(model) == "logits"
 
     def forward(images):
         output = tf.cast(model(tf.constant(images), training=False), tf.float32)
-        return (tf.nn.softmax(output) if from_logits else output).numpy()
+        return to_probabilities(output.numpy(), from_logits)
 
     return forward
 
 
 def predict(model, images, tile_size=None, overlap=1 / 3, weighting="gaussian", scales=(1.0,),
-            flip=False, batch_size=4, from_logits=True):
+            flip=False, batch_size=4, from_logits=None):
     """Class probabilities of `images` by `model`: see `kerasseg.runtime.inference.predict`.
 
     Args:
@@ -51,7 +56,7 @@ def predict(model, images, tile_size=None, overlap=1 / 3, weighting="gaussian", 
         flip: Also predict the horizontally mirrored image at every scale.
         batch_size: Tiles or images per model call.
         from_logits: Whether the model outputs logits (softmax applied here)
-            or probabilities.
+            or probabilities; None reads it from the model's last layer.
 
     Returns:
         float32 probabilities (H, W, C) or (B, H, W, C), like `images`; a
@@ -60,3 +65,24 @@ def predict(model, images, tile_size=None, overlap=1 / 3, weighting="gaussian", 
     result = inference.predict(keras_forward(model, from_logits), np.asarray(images, np.float32),
                                tile_size, overlap, weighting, scales, flip, batch_size)
     return tf.convert_to_tensor(result) if tf.is_tensor(images) else result
+
+
+def model_output_kind(model):
+    """"logits" or "probabilities": what the model's (single) last layer returns.
+
+    A model whose output comes from a layer with an activation other than
+    linear (softmax, or the sigmoid of a one-channel portrait model) returns
+    probabilities; a plain callable, or any other model, logits.
+    """
+    if len(getattr(model, "outputs", ())) != 1:
+        return "logits"
+    for layer in reversed(model.layers):
+        try:
+            produces_output = layer.output is model.outputs[0]
+        except (AttributeError, ValueError):  # a layer called more than once
+            continue
+        if produces_output:
+            activation = getattr(layer, "activation", None)
+            name = getattr(activation, "__name__", "linear")
+            return "logits" if name == "linear" else "probabilities"
+    return "logits"

@@ -6,7 +6,7 @@ NumPy and OpenCV only, so the phone-side code, the demos and
 
 Example:
     >>> smoother = MaskSmoother(momentum=0.6)
-    >>> mask = smoother(segmenter.predict_proba(frame)[..., 0])
+    >>> mask = smoother(segmenter.predict_proba(frame)[..., 1])  # a one-channel model
     >>> output = blur_background(frame, mask)
 """
 

@@ -102,6 +102,13 @@ class Segmenter:
         return self.input.shape[1] if self.layout == "NCHW" else self.input.shape[3]
 
     @property
+    def output_channels(self):
+        """Channels of the single output: classes, or 1 for a foreground score
+        (whose `predict_proba` has two columns, background and foreground)."""
+        output = self._single_output()[0]
+        return output.shape[1] if self.layout == "NCHW" else output.shape[-1]
+
+    @property
     def labels(self):
         return self.metadata.get("labels")
 
@@ -236,7 +243,7 @@ class Segmenter:
                 "This model outputs labels only (argmax in the graph); export it with "
                 "output=\"logits\" or \"probabilities\" for probabilities."
             )
-        return image_ops.softmax(y) if kind == "logits" else y
+        return image_ops.to_probabilities(y, from_logits=kind == "logits")
 
     def predict_proba(self, images, **options):
         """Class probabilities, (N, H, W, C) or (H, W, C) for one image.

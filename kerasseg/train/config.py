@@ -17,8 +17,10 @@ helpers of `kerasseg.utils`); what depends on the task (`Config.task`, see
 writes the resolved values (defaults filled in) to `run_dir/config.yaml`, so
 every run records exactly what it ran.
 
-The task follows from the model: a builder with a `thing_classes` argument
-(`lpsnet`) is panoptic, every other one semantic. A panoptic config reads
+The task follows from the model and the data (`kerasseg.train.tasks`): a
+builder with a `thing_classes` argument (`lpsnet`) is panoptic; one class
+(`data.num_classes: 1`, or a dataset of one class) is binary, a one-channel
+sigmoid model such as portrait mode's; everything else semantic. A panoptic config reads
 panoptic ground truth ("synthetic", "coco_panoptic", "cityscapes") and its
 unset keys take the paper's recipe (LPSNet's multi-task loss, SGD 0.01 with
 step decay):
@@ -40,7 +42,7 @@ import yaml
 
 from kerasseg.data.labels import IGNORE_LABEL
 from kerasseg.train.strategy import PRECISIONS, STRATEGIES
-from kerasseg.train.tasks import DATASETS, TASKS, task_name
+from kerasseg.train.tasks import DATASETS, TASKS, config_task_name
 from kerasseg.utils import check_choice, check_number, check_positive_int, check_type
 
 OPTIMIZERS = ("sgd", "adamw")
@@ -105,7 +107,7 @@ class DataConfig:
             raise ValueError(f"`data.root` is required when data.dataset={self.dataset!r}. "
                              "Received: data.root=None")
         if self.num_classes is not None:
-            check_positive_int("data.num_classes", self.num_classes, 2)
+            check_positive_int("data.num_classes", self.num_classes)
         self.image_size = _check_pair(
             "data.image_size", self.image_size, "[height, width], integers >= 32",
             lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 32)
@@ -234,8 +236,8 @@ class Config:
 
     @property
     def task(self):
-        """The task name ("semantic", "panoptic"), from the model and data."""
-        return task_name(self.model.name)
+        """The task name ("semantic", "panoptic", "binary"), from the model and data."""
+        return config_task_name(self.model.name, self.data.dataset, self.data.num_classes)
 
     @classmethod
     def from_dict(cls, values, source="config"):
@@ -259,7 +261,10 @@ class Config:
             # The default args are the default model's: another model starts from none.
             model.setdefault("args", {})
             if isinstance(model["name"], str):
-                for name, defaults in TASKS[task_name(model["name"])].defaults.items():
+                data = sections["data"]
+                task = config_task_name(model["name"], data.get("dataset", DataConfig.dataset),
+                                        data.get("num_classes"))
+                for name, defaults in TASKS[task].defaults.items():
                     sections[name] = {**defaults, **sections[name]}
         sections = {name: _SECTIONS[name](**section) for name, section in sections.items()}
         try:

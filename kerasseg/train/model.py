@@ -32,24 +32,25 @@ def resolve_builder(name):
         ) from None
 
 
-def build_model(config, num_classes, synchronized_bn=False, thing_classes=None):
+def build_model(config, num_classes, synchronized_bn=False, **task_args):
     """Builds the model of `config.model` (a `Config`): `name(num_classes, **args)`.
 
     `synchronized_bn` is passed on to builders that take it; `bn_momentum`, if
-    set, replaces every BatchNormalization layer's momentum. A panoptic
-    builder gets the dataset's `thing_classes` unless `model.args` sets them,
-    in which case they must be the same.
+    set, replaces every BatchNormalization layer's momentum. `task_args` are
+    what the task requires of the builder (a panoptic model the dataset's
+    `thing_classes`, a binary one `activation="sigmoid"`): `model.args` may
+    leave them out or repeat them, but not set them otherwise.
     """
     builder = resolve_builder(config.model.name)
     args = dict(config.model.args)
     if synchronized_bn and "synchronized_bn" in inspect.signature(builder).parameters:
         args["synchronized_bn"] = True
-    if thing_classes is not None:
-        given = args.setdefault("thing_classes", tuple(thing_classes))
-        if tuple(given) != tuple(thing_classes):
+    for key, required in task_args.items():
+        given = args.setdefault(key, required)
+        if _comparable(given) != _comparable(required):
             raise ValueError(
-                f"`model.args.thing_classes` must be the dataset's thing classes "
-                f"{tuple(thing_classes)} (or be left out). Received: {tuple(given)}"
+                f"`model.args.{key}` must be {_comparable(required)!r} for this task (or be "
+                f"left out). Received: {_comparable(given)!r}"
             )
     model = builder(num_classes, input_shape=(None, None, 3), **args)
     if config.model.bn_momentum is not None:
@@ -57,6 +58,10 @@ def build_model(config, num_classes, synchronized_bn=False, thing_classes=None):
         for layer in batch_norm_layers(model):
             layer.momentum = config.model.bn_momentum
     return model
+
+
+def _comparable(value):
+    return tuple(value) if isinstance(value, (list, tuple)) else value
 
 
 def batch_norm_layers(model):

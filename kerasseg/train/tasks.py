@@ -13,14 +13,24 @@ the same loop.
   with void, turned into LPSNet's targets after augmentation, its multi-task
   loss, semantic metrics on the "semantic" output, and the panoptic head run
   on the val split each epoch (`PanopticValidation`, `val_pq`).
+- "binary" (one class: `data.num_classes: 1`, or a dataset of one class): a
+  one-channel model ending in a sigmoid, person-vs-rest masks (0, 1, ignore)
+  from a binary-mask dataset or the synthetic portrait scenes, the semantic
+  losses on background and foreground (`kerasseg.losses.prepare_targets`),
+  and `val_foreground_iou` picking `best.keras`.
 """
 
 import dataclasses
 import inspect
 
+import tensorflow as tf
+
+from kerasseg.data.readers import DATASET_CLASSES
 from kerasseg.data.readers import DATASETS as READERS
+from kerasseg.data.synthetic import NUM_CLASSES as SYNTHETIC_CLASSES
+from kerasseg.data.synthetic import person_mask_dataset
 from kerasseg.losses import LOSSES
-from kerasseg.metrics import segmentation_metrics
+from kerasseg.metrics import PerClassIoU, segmentation_metrics
 from kerasseg.panoptic.datasets import load_panoptic_split, panoptic_targets_fn
 from kerasseg.panoptic.losses import lpsnet_losses
 from kerasseg.panoptic.targets import VOID
@@ -152,11 +162,43 @@ class PanopticTask(SemanticTask):
         return None, [PanopticValidation(pairs, data.num_classes, data.thing_classes)]
 
 
-TASKS = {task.name: task for task in (SemanticTask(), PanopticTask())}
+class BinaryTask(SemanticTask):
+    """One-channel foreground masks, as portrait mode needs (see the module docstring)."""
+
+    name = "binary"
+    monitor = "val_foreground_iou"
+
+    def check(self, config):
+        check_choice("data.dataset", config.data.dataset, self.datasets)
+
+    def split(self, config, split):
+        data = config.data
+        if data.dataset != "synthetic":
+            return SplitData(semantic_split(config, split), 1)
+        count = data.num_train_images if split == data.train_split else data.num_val_images
+        masks = person_mask_dataset(split, count, data.image_size, seed=data.seed)
+        # Scenes are drawn in Python: draw once, keep them (as uint8) in memory.
+        masks = masks.map(lambda image, mask: (tf.cast(image, tf.uint8),
+                                               tf.cast(mask[..., 0], tf.int32))).cache()
+        return SplitData(masks.map(lambda image, mask: (tf.cast(image, tf.float32), mask)), 1)
+
+    def builder_args(self, data):
+        return {"activation": "sigmoid"}
+
+    def metrics(self, config, data):
+        ignore = config.data.ignore_label
+        # Two classes scored: a one-channel output p is labelled p > 0.5.
+        return [*segmentation_metrics(2, ignore),
+                PerClassIoU(2, class_id=1, ignore_label=ignore, name="foreground_iou")]
 
 
-def task_name(model_name):
-    """"panoptic" if the builder `model_name` takes `thing_classes`, else "semantic".
+TASKS = {task.name: task for task in (SemanticTask(), PanopticTask(), BinaryTask())}
+
+
+def task_name(model_name, num_classes=None):
+    """The task of a config: "panoptic" if the builder `model_name` takes
+    `thing_classes`, "binary" if the data has one class (`num_classes`: the
+    resolved class count, None when unknown), else "semantic".
 
     A name that does not resolve counts as semantic: building it fails later,
     with the error of `kerasseg.train.build_model`.
@@ -164,8 +206,17 @@ def task_name(model_name):
     try:
         parameters = inspect.signature(resolve_builder(model_name)).parameters
     except (ValueError, TypeError):
-        return "semantic"
-    return "panoptic" if "thing_classes" in parameters else "semantic"
+        parameters = {}
+    if "thing_classes" in parameters:
+        return "panoptic"
+    return "binary" if num_classes == 1 else "semantic"
+
+
+def config_task_name(model_name, dataset, num_classes=None):
+    """`task_name` of a config's model and data: `num_classes` if set, else
+    the dataset's own class count."""
+    own = SYNTHETIC_CLASSES if dataset == "synthetic" else len(DATASET_CLASSES.get(dataset, ()))
+    return task_name(model_name, num_classes or own or None)
 
 
 def load_split(config, split):
