@@ -154,31 +154,22 @@ def run(argv=None):
     if args.model is None:
         print("Synthetic classes shown in the Cityscapes palette: "
               + ", ".join(f"{k} -> {v or 'not drawn'}" for k, v in SYNTHETIC_TO_CITYSCAPES.items()))
-    if args.input is None:
-        print("No --input given: a synthetic driving clip (panning across synthetic street "
-              "scenes, classes mapped to the Cityscapes palette).")
-        frames = synthetic_clip(args.frames or 72)
-    else:
-        frames = _common.frames_from(args.input, args.frames)
+    frames = _common.input_frames(
+        args, synthetic_clip(args.frames or 72),
+        "a synthetic driving clip (panning across synthetic street scenes, classes mapped to "
+        "the Cityscapes palette)")
 
-    sink, meter = _common.FrameSink(args, "kerasseg driving scenes"), _common.FPSMeter()
-    for index, (frame, fps) in enumerate(frames):
-        if args.frames is not None and index >= args.frames:
-            break
-        meter.start()
+    def step(frame):
         started = time.perf_counter()
         ids = lookup[segmenter.predict(frame)]
         model_ms = 1000 * (time.perf_counter() - started)
-        result = overlay(frame, ids, args.opacity)
-        meter.stop()
-        scale = _common.text_scale(result)
-        _common.put_text(result, f"{meter.fps:.0f} FPS  (model {model_ms:.0f} ms)",
-                         (6, int(22 * scale / 0.5)), scale)
+        picture = overlay(frame, ids, args.opacity)
         present = set(np.unique(ids).tolist())
-        result = np.concatenate([result, legend(result.shape[0], drawn, present, scale)], axis=1)
-        if not sink.add(result, fps):
-            break
-    sink.close(f"{meter.fps:.1f} FPS, {os.path.basename(model_path)}")
+        legend_panel = legend(picture.shape[0], drawn, present, _common.text_scale(picture))
+        return np.concatenate([picture, legend_panel], axis=1), model_ms
+
+    _common.play(args, frames, "kerasseg driving scenes", step, "model",
+                 os.path.basename(model_path))
     return 0
 
 

@@ -148,38 +148,29 @@ def run(argv=None):
     )
     segmenter = Segmenter.load(model_path, num_threads=args.threads)
     smoother = MaskSmoother(args.smoothing)
-    if args.input is None:
-        print("No --input given: a synthetic clip (a camera panning across a synthetic scene).")
-        frames = synthetic_clip(args.frames or 48)
-    else:
-        frames = _common.frames_from(args.input, args.frames)
-
-    sink, meter = _common.FrameSink(args, "kerasseg portrait mode"), _common.FPSMeter()
+    frames = _common.input_frames(
+        args, synthetic_clip(args.frames or 48),
+        "a synthetic clip (a camera panning across a synthetic scene)")
     background = None
-    for index, (frame, fps) in enumerate(frames):
-        if args.frames is not None and index >= args.frames:
-            break
-        meter.start()
+
+    def step(frame):
+        nonlocal background
         started = time.perf_counter()
         mask = smoother(person_probability(segmenter, frame))
         model_ms = 1000 * (time.perf_counter() - started)
         if args.mode == "blur":
-            result = blur_background(frame, mask, blur_radius=args.blur,
-                                     feather_radius=args.feather)
+            picture = blur_background(frame, mask, blur_radius=args.blur,
+                                      feather_radius=args.feather)
         else:
             if background is None:
                 background = parse_background(args.background, frame.shape)
-            result = replace_background(frame, mask, background, feather_radius=args.feather)
-        meter.stop()
+            picture = replace_background(frame, mask, background, feather_radius=args.feather)
         if args.side_by_side:
-            result = np.concatenate([frame, result], axis=1)
-        scale = _common.text_scale(result)
-        _common.put_text(result, f"{meter.fps:.0f} FPS  (model + mask {model_ms:.0f} ms)",
-                         (6, int(22 * scale / 0.5)), scale)
-        if not sink.add(result, fps):
-            break
-    sink.close(f"{meter.fps:.1f} FPS, {os.path.basename(model_path)}, "
-               f"{args.threads} thread(s)")
+            picture = np.concatenate([frame, picture], axis=1)
+        return picture, model_ms
+
+    _common.play(args, frames, "kerasseg portrait mode", step, "model + mask",
+                 f"{os.path.basename(model_path)}, {args.threads} thread(s)")
     return 0
 
 

@@ -41,29 +41,23 @@ def keras_forward(model, from_logits=None):
     return forward
 
 
-def predict(model, images, tile_size=None, overlap=1 / 3, weighting="gaussian", scales=(1.0,),
-            flip=False, batch_size=4, from_logits=None):
-    """Class probabilities of `images` by `model`: see `kerasseg.runtime.inference.predict`.
+def predict(model, images, from_logits=None, **options):
+    """Class probabilities of `images` by `model`, whole or by tiles, scales and flips.
 
     Args:
         model: Keras model from raw pixels (B, H, W, 3) to (B, H, W, C).
         images: One image (H, W, 3) or a batch (B, H, W, 3), numpy or tf.
-        tile_size: (height, width) of sliding-window tiles, or None for
-            whole-image inference.
-        overlap: Overlap of neighbouring tiles, a fraction in [0, 1).
-        weighting: How tile predictions are blended: "gaussian" or "uniform".
-        scales: Resize factors to predict at; results are averaged.
-        flip: Also predict the horizontally mirrored image at every scale.
-        batch_size: Tiles or images per model call.
         from_logits: Whether the model outputs logits (softmax applied here)
             or probabilities; None reads it from the model's last layer.
+        **options: `tile_size`, `overlap`, `weighting`, `scales`, `flip`,
+            `batch_size`, as `kerasseg.runtime.inference.predict` takes them.
 
     Returns:
         float32 probabilities (H, W, C) or (B, H, W, C), like `images`; a
         `tf.Tensor` when `images` is one.
     """
-    result = inference.predict(keras_forward(model, from_logits), np.asarray(images, np.float32),
-                               tile_size, overlap, weighting, scales, flip, batch_size)
+    result = inference.predict(keras_forward(model, from_logits),
+                               np.asarray(images, np.float32), **options)
     return tf.convert_to_tensor(result) if tf.is_tensor(images) else result
 
 
