@@ -202,6 +202,17 @@ class FrameSink:
             save_screenshot(self.last, self.args.screenshot)
 
 
+def cached(path, model, training, fast):
+    """True (saying so) when the fallback `model` is cached at `path` (with its
+    sidecar, for exported files); else announces its training and returns False."""
+    if os.path.exists(path) and (path.endswith(".keras") or os.path.exists(path + ".json")):
+        print(f"No --model given: using the cached {model} {path}")
+        return True
+    print(f"No --model given: training {model}{' (--fast: a few steps)' if fast else training}; "
+          f"cached at {path}")
+    return False
+
+
 def input_frames(args, synthetic_clip, description):
     """The frames of --input, or (saying so) the demo's synthetic clip."""
     if args.input is not None:
@@ -213,7 +224,7 @@ def input_frames(args, synthetic_clip, description):
 def play(args, frames, title, step, timed, summary):
     """Runs the demo loop: `step(frame) -> (picture, milliseconds of the timed
     part)` on each frame, the frame rate and `timed`'s time drawn on the
-    picture, into the output (and window, and screenshot)."""
+    picture, into the output (and window, and screenshot). Returns 0."""
     sink, meter = FrameSink(args, title), FPSMeter()
     for index, (frame, fps) in enumerate(frames):
         if args.frames is not None and index >= args.frames:
@@ -227,6 +238,7 @@ def play(args, frames, title, step, timed, summary):
         if not sink.add(picture, fps):
             break
     sink.close(f"{meter.fps:.1f} FPS, {summary}")
+    return 0
 
 
 class FPSMeter:

@@ -46,13 +46,9 @@ def fallback_model(cache, fast, train_seconds):
     path = os.path.join(
         cache, f"driving_lraspp_mobilenetv3small_{height}x{width}{'_fast' if fast else ''}.tflite"
     )
-    if os.path.exists(path) and os.path.exists(path + ".json"):
-        print(f"No --model given: using the cached synthetic-scene model {path}")
+    if _common.cached(path, "a small LR-ASPP MobileNetV3-Small on synthetic street scenes",
+                      ", about a minute", fast):
         return path
-    print(
-        "No --model given: training a small LR-ASPP MobileNetV3-Small on synthetic street "
-        f"scenes{' (--fast: a few steps)' if fast else ', about a minute'}; cached at {path}"
-    )
     import keras
 
     import kerasseg
@@ -168,9 +164,8 @@ def run(argv=None):
         legend_panel = legend(picture.shape[0], drawn, present, _common.text_scale(picture))
         return np.concatenate([picture, legend_panel], axis=1), model_ms
 
-    _common.play(args, frames, "kerasseg driving scenes", step, "model",
+    return _common.play(args, frames, "kerasseg driving scenes", step, "model",
                  os.path.basename(model_path))
-    return 0
 
 
 main = _common.main_wrapper(run)

@@ -50,13 +50,9 @@ def fallback_model(cache, fast, train_seconds):
     height, width = TRAIN_SIZE
     path = os.path.join(cache, f"lpsnet_mobilenetv3small_{height}x{width}"
                                f"{'_fast' if fast else ''}.keras")
-    if os.path.exists(path):
-        print(f"No --model given: using the cached synthetic-scene LPSNet {path}")
+    if _common.cached(path, "a small LPSNet (MobileNetV3-Small + FPN) on synthetic scenes",
+                      ", a minute or two", fast):
         return path
-    print(
-        "No --model given: training a small LPSNet (MobileNetV3-Small + FPN) on synthetic "
-        f"scenes{' (--fast: a few steps)' if fast else ', a minute or two'}; cached at {path}"
-    )
     import keras
     import tensorflow as tf
 
@@ -215,9 +211,8 @@ def run(argv=None):
         return colour_panoptic(seen, panoptic, labels, palette, thing_classes,
                                LABEL_DIVISOR), model_ms
 
-    _common.play(args, frames, "kerasseg panoptic", step, "model + merge",
+    return _common.play(args, frames, "kerasseg panoptic", step, "model + merge",
                  os.path.basename(model_path))
-    return 0
 
 
 main = _common.main_wrapper(run)

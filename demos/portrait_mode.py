@@ -34,14 +34,9 @@ def fallback_model(cache, size, fast, train_seconds):
     """A portrait `.tflite` trained on synthetic scenes, cached by size."""
     tag = f"{size[0]}x{size[1]}{'_fast' if fast else ''}"
     path = os.path.join(cache, f"portrait_lraspp_mobilenetv3small_{tag}.tflite")
-    if os.path.exists(path) and os.path.exists(path + ".json"):
-        print(f"No --model given: using the cached synthetic-data portrait model {path}")
+    if _common.cached(path, "a small portrait model (LR-ASPP, MobileNetV3-Small) on "
+                      "synthetic person masks", ", about a minute", fast):
         return path
-    print(
-        "No --model given: training a small portrait model (LR-ASPP, MobileNetV3-Small) "
-        f"on synthetic person masks{' (--fast: a few steps)' if fast else ', about a minute'}; "
-        f"it is cached at {path}"
-    )
     import keras
 
     from kerasseg import portrait_model
@@ -169,9 +164,8 @@ def run(argv=None):
             picture = np.concatenate([frame, picture], axis=1)
         return picture, model_ms
 
-    _common.play(args, frames, "kerasseg portrait mode", step, "model + mask",
+    return _common.play(args, frames, "kerasseg portrait mode", step, "model + mask",
                  f"{os.path.basename(model_path)}, {args.threads} thread(s)")
-    return 0
 
 
 main = _common.main_wrapper(run)
