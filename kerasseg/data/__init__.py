@@ -21,9 +21,14 @@ _LAZY_ATTRIBUTES = {
             "cityscapes_dataset", "ade20k_dataset", "coco_panoptic_dataset",
             "coco_panoptic_categories", "folder_dataset", "decode_image_file",
             "decode_index_png", "voc_palette", "VOC_CLASSES", "CITYSCAPES_CLASSES",
-            "CITYSCAPES_TRAIN_IDS", "ADE20K_CLASSES",
+            "CITYSCAPES_TRAIN_IDS", "ADE20K_CLASSES", "camvid_dataset", "binary_mask_dataset",
+            "people_dataset", "PEOPLE_SPLITS",
         ),
         "kerasseg.data.readers",
+    ),
+    **dict.fromkeys(
+        ("CAMVID_CLASSES", "CAMVID_PALETTE", "PERSON_CLASSES", "PERSON_PALETTE"),
+        "kerasseg.data.labels",
     ),
     **dict.fromkeys(
         (
@@ -37,7 +42,7 @@ _LAZY_ATTRIBUTES = {
         "kerasseg.data.synthetic",
     ),
 }
-_SUBMODULES = ("augment", "readers", "synthetic")
+_SUBMODULES = ("augment", "labels", "readers", "synthetic")
 IGNORE_LABEL = 255
 
 

@@ -38,7 +38,8 @@ import yaml
 from kerasseg.utils import check_choice
 
 # "synthetic" plus the readers of `kerasseg.data.readers.DATASETS`.
-DATASETS = ("synthetic", "voc", "cityscapes", "ade20k", "coco_panoptic", "folder")
+DATASETS = ("synthetic", "voc", "cityscapes", "ade20k", "coco_panoptic", "folder", "camvid",
+            "binary", "people")
 PANOPTIC_DATASETS = ("synthetic", "coco_panoptic", "cityscapes")
 OPTIMIZERS = ("sgd", "adamw")
 SCHEDULES = ("poly", "step")
