@@ -500,8 +500,14 @@ def _loss(config):
         except TypeError as error:
             raise ValueError(f"`loss.args`: {error}") from None
     check_choice("loss.name", config.loss.name, tuple(LOSSES))
-    return LOSSES[config.loss.name](ignore_label=config.data.ignore_label,
-                                    **config.loss.args), None
+    args = dict(config.loss.args)
+    if args.get("class_weights") == "median_frequency":  # SegNet's balancing, from the train split
+        from kerasseg.data.class_weights import dataset_class_weights
+
+        args["class_weights"] = dataset_class_weights(
+            split_dataset(config, config.data.train_split), resolve_num_classes(config),
+            ignore_label=config.data.ignore_label)
+    return LOSSES[config.loss.name](ignore_label=config.data.ignore_label, **args), None
 
 
 def _metrics(num_classes, ignore_label):
