@@ -18,9 +18,10 @@ from kerasseg.data.labels import IGNORE_LABEL
 def class_pixel_counts(dataset, num_classes, ignore_label=IGNORE_LABEL):
     """Pixels of each class, and pixels of the images in which each class appears.
 
-    Ignored pixels (`ignore_label`) count in neither; an image's pixel count is
-    its labelled (non-ignored) pixels, as in SegNet-Tutorial's weights. Labels
-    outside `[0, num_classes)` other than the ignore label are an error.
+    Ignored pixels (`ignore_label`) belong to no class but count in their
+    image's pixels, as in the definition (all pixels of the images in which c
+    appears). Labels outside `[0, num_classes)` other than the ignore label
+    are an error.
 
     Args:
         dataset: An iterable (e.g. a `tf.data.Dataset`, batched or not) of
@@ -45,7 +46,7 @@ def class_pixel_counts(dataset, num_classes, ignore_label=IGNORE_LABEL):
                 )
             counts = np.bincount(labels, minlength=num_classes)
             pixels += counts
-            image_pixels += np.where(counts > 0, labels.size, 0)
+            image_pixels += np.where(counts > 0, mask.size, 0)
     return pixels, image_pixels
 
 

@@ -82,11 +82,11 @@ def test_median_frequency_weights_on_known_counts():
     masks = [np.array([[0, 0], [0, 1]]), np.array([[0, 2], [2, 255]])]
     pixels, image_pixels = class_weights.class_pixel_counts(masks, num_classes=4)
     np.testing.assert_array_equal(pixels, [4, 1, 2, 0])
-    np.testing.assert_array_equal(image_pixels, [7, 4, 3, 0])  # labelled pixels only
-    frequency = np.array([4 / 7, 1 / 4, 2 / 3])
+    np.testing.assert_array_equal(image_pixels, [8, 4, 4, 0])  # void counts in its image
+    frequency = np.array([4 / 8, 1 / 4, 2 / 4])
     weights = class_weights.median_frequency_weights(pixels, image_pixels)
     np.testing.assert_allclose(weights, [*(np.median(frequency) / frequency), 0.0])
-    np.testing.assert_allclose(weights[:3], [1.0, 16 / 7, 6 / 7])
+    np.testing.assert_allclose(weights, [1.0, 2.0, 1.0, 0.0])
     # A batched tf.data stream of (image, mask) gives the same counts.
     dataset = tf.data.Dataset.from_tensor_slices((np.zeros((2, 2, 2, 3)), np.stack(masks)))
     assert class_weights.dataset_class_weights(dataset.batch(2), 4) == pytest.approx(weights)
