@@ -200,13 +200,15 @@ def _place(layers, size, offset):
 
 
 def copy_paste(image, mask, donor_image, donor_mask, seed, probability=0.5, min_scale=0.5,
-               max_scale=1.0, paste_class=1, feather=1.0):
+               max_scale=1.0, paste_class=1, feather=1.0, bottom=True):
     """Paste the `paste_class` pixels of a donor example (a person) onto `image`.
 
     With probability `probability`, the donor is flipped at random, scaled so
     that its height is a random fraction in [min_scale, max_scale] of the
     target's (aspect kept), and placed at a random position (inside the target
-    when it is smaller, covering it when larger). Its `paste_class` pixels
+    when it is smaller, covering it when larger); with `bottom`, its bottom
+    edge on the target's, as portraits are cut by the frame's bottom and a
+    pasted torso should not float. Its `paste_class` pixels
     replace the target's, in the image (blended over a `feather`-pixel
     Gaussian edge) and in the mask (set to `paste_class`); the donor's other
     pixels are not used.
@@ -222,6 +224,8 @@ def copy_paste(image, mask, donor_image, donor_mask, seed, probability=0.5, min_
         max_scale: Largest donor height, as a fraction of the target's.
         paste_class: The label whose pixels are pasted.
         feather: Sigma of the image blend's edge, in pixels (0: hard edge).
+        bottom: Align the donor's bottom edge with the target's (else a
+            random height too).
 
     Returns:
         (image float32 (H, W, 3), mask int32 (H, W)).
@@ -240,6 +244,8 @@ def copy_paste(image, mask, donor_image, donor_mask, seed, probability=0.5, min_
     low, high = tf.minimum(size - scaled, 0), tf.maximum(size - scaled, 0)
     offset = low + tf.random.stateless_uniform([2], seeds[2], 0, tf.int32.max, tf.int32) % (
         high - low + 1)
+    if bottom:
+        offset = tf.stack([size[0] - scaled[0], offset[1]])
     layers = _place(layers, size, offset)
     person = layers[..., 3] >= 0.5
     colour = layers[..., :3] / tf.maximum(layers[..., 3:], 1e-6)
@@ -253,7 +259,7 @@ def copy_paste(image, mask, donor_image, donor_mask, seed, probability=0.5, min_
 
 
 def copy_paste_dataset(dataset, seed=0, probability=0.5, min_scale=0.5, max_scale=1.0,
-                       paste_class=1, donor_buffer=16):
+                       paste_class=1, donor_buffer=16, bottom=True):
     """`copy_paste` over a dataset: each example's donor is another of its examples.
 
     Donors come from the same dataset, shuffled with a `donor_buffer`-sized
@@ -268,6 +274,7 @@ def copy_paste_dataset(dataset, seed=0, probability=0.5, min_scale=0.5, max_scal
         max_scale: Largest donor height, as a fraction of the target's.
         paste_class: The label whose pixels are pasted.
         donor_buffer: Shuffle buffer of the donor stream (decoded images held).
+        bottom: Align pasted people with the bottom edge (see `copy_paste`).
 
     Returns:
         A dataset of (image float32, mask int32), the input's sizes.
@@ -279,7 +286,7 @@ def copy_paste_dataset(dataset, seed=0, probability=0.5, min_scale=0.5, max_scal
     def paste(example, donor, example_seed):
         return copy_paste(tf.cast(example[0], tf.float32), tf.cast(example[1], tf.int32),
                           donor[0], tf.cast(donor[1], tf.int32), example_seed, probability,
-                          min_scale, max_scale, paste_class)
+                          min_scale, max_scale, paste_class, bottom=bottom)
 
     return pairs.map(paste, num_parallel_calls=tf.data.AUTOTUNE)
 

@@ -47,6 +47,22 @@ def test_copy_paste_puts_the_person_into_image_and_mask():
         assert out_image[out_mask == 1].min() > 50.0
 
 
+def test_pasted_people_stand_on_the_bottom_edge():
+    image, mask = _background()
+    donor_mask = np.zeros((20, 30), np.int32)
+    donor_mask[8:, 10:20] = 1  # a torso cut by the frame's bottom, as in portraits
+    donor_image = tf.fill([20, 30, 3], 200.0)
+    floating = 0
+    for a in range(8):
+        _, standing = augment.copy_paste(image, mask, donor_image, donor_mask, _seed(a), 1.0,
+                                         0.3, 0.6)
+        assert standing.numpy()[-1].any()
+        _, anywhere = augment.copy_paste(image, mask, donor_image, donor_mask, _seed(a), 1.0,
+                                         0.3, 0.6, bottom=False)
+        floating += not anywhere.numpy()[-1].any()
+    assert floating > 0
+
+
 def test_copy_paste_keeps_target_labels_and_size_and_probability():
     image, _ = _background(30, 20)
     mask = tf.fill([30, 20], 255)  # ignored everywhere but where a person is pasted
