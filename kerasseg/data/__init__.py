@@ -33,16 +33,21 @@ _LAZY_ATTRIBUTES = {
     **dict.fromkeys(
         (
             "pipeline", "augment", "random_scale", "random_crop", "random_flip",
-            "photometric_jitter", "pad_to_size", "IMAGENET_MEAN",
+            "photometric_jitter", "pad_to_size", "IMAGENET_MEAN", "copy_paste",
+            "copy_paste_dataset", "random_blur", "gaussian_blur",
         ),
         "kerasseg.data.augment",
+    ),
+    **dict.fromkeys(
+        ("class_pixel_counts", "median_frequency_weights", "dataset_class_weights"),
+        "kerasseg.data.class_weights",
     ),
     **dict.fromkeys(
         ("synthetic_dataset", "make_scene", "write_synthetic_folder"),
         "kerasseg.data.synthetic",
     ),
 }
-_SUBMODULES = ("augment", "labels", "readers", "synthetic")
+_SUBMODULES = ("augment", "class_weights", "labels", "readers", "synthetic")
 IGNORE_LABEL = 255
 
 
