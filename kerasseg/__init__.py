@@ -24,7 +24,7 @@ _LAZY_ATTRIBUTES = {
     "load_model": "kerasseg.saving",
 }
 _SUBMODULES = (
-    "backbones", "cli", "crf", "data", "export", "layers", "losses", "metrics",
+    "backbones", "cli", "configs", "crf", "data", "export", "layers", "losses", "metrics",
     "models", "ops", "panoptic", "runtime", "train",
 )
 

@@ -13,7 +13,7 @@ import pytest
 
 PACKAGE = pathlib.Path(__file__).resolve().parents[1] / "kerasseg"
 FLOORS = (
-    ("kerasseg.utils", "kerasseg.version"),
+    ("kerasseg.utils", "kerasseg.version", "kerasseg.configs"),
     ("kerasseg.runtime",),
     ("kerasseg.data", "kerasseg.visualize"),
     ("kerasseg.ops",),

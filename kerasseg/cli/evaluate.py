@@ -54,13 +54,15 @@ def run(args):
 def _evaluate_semantic(args, config, model, split, output_dir):
     from kerasseg.cli import reports
     from kerasseg.metrics import scores_table
-    from kerasseg.train import evaluate, load_split
+    from kerasseg.train import TASKS, evaluate
 
-    data = load_split(config, split)
+    task = TASKS[config.task]
+    data = task.split(config, split)
     options = inference_options(args)
-    class_names, palette = reports.names_and_palette(config, data.num_classes)
-    result = evaluate(model, data.dataset, data.num_classes, config.data.ignore_label,
-                      class_names, **options)
+    classes = task.mask_classes(data)
+    class_names, palette = reports.names_and_palette(config, classes)
+    result = evaluate(model, data.dataset, classes, config.data.ignore_label, class_names,
+                      **options)
     print(scores_table(result))
     verdict = reports.baseline_verdict(result)
     if verdict:

@@ -5,16 +5,25 @@ import os
 
 import yaml
 
+from kerasseg.configs import list_recipes, recipe_path
+
 
 def add_config_arguments(parser, required):
     """`--config FILE` and repeatable `--set SECTION.KEY=VALUE` overrides."""
     parser.add_argument("--config", required=required,
-                        help="YAML or JSON config file" + ("" if required
-                                                           else " (defaults if omitted)"))
+                        help="YAML or JSON config file, or a recipe name such as camvid_segnet"
+                             + ("" if required else " (defaults if omitted)"))
     parser.add_argument(
         "--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
         help="override one config value (YAML syntax), e.g. --set optimizer.name=adamw",
     )
+
+
+def recipe_or_path(config):
+    """`--config`: a file, or the name of a shipped recipe (`kerasseg.configs`)."""
+    if not os.path.exists(config) and config.removesuffix(".yaml") in list_recipes():
+        return recipe_path(config)
+    return config
 
 
 def load_config(args):
@@ -22,7 +31,7 @@ def load_config(args):
     `--output-dir` and `--epochs`) applied."""
     from kerasseg.train import Config
 
-    config = Config.load(args.config) if args.config else Config()
+    config = Config.load(recipe_or_path(args.config)) if args.config else Config()
     changes = {}
     for item in args.set:
         key, sep, value = item.partition("=")

@@ -8,7 +8,13 @@ import os
 import numpy as np
 
 from kerasseg import metrics, visualize
-from kerasseg.data.labels import voc_palette
+from kerasseg.data.labels import (
+    CAMVID_PALETTE,
+    CITYSCAPES_PALETTE,
+    PERSON_CLASSES,
+    PERSON_PALETTE,
+    voc_palette,
+)
 from kerasseg.data.readers import DATASET_CLASSES
 from kerasseg.data.synthetic import CLASS_NAMES, PALETTE
 from kerasseg.panoptic import LABEL_DIVISOR, panoptic_merge
@@ -16,11 +22,18 @@ from kerasseg.train.evaluate import probabilities
 
 
 def names_and_palette(config, num_classes):
-    """Class names (None when unknown) and colours for a run's dataset."""
+    """Class names (None when unknown) and colours of the `num_classes` classes
+    a run's masks hold."""
+    if config.task == "binary":
+        return list(PERSON_CLASSES), PERSON_PALETTE
     if config.data.dataset == "synthetic":
         return list(CLASS_NAMES), PALETTE
     names = DATASET_CLASSES.get(config.data.dataset)
-    return (list(names) if names and len(names) == num_classes else None), voc_palette(num_classes)
+    palettes = {"cityscapes": CITYSCAPES_PALETTE, "camvid": CAMVID_PALETTE}
+    palette = palettes.get(config.data.dataset, voc_palette(num_classes))
+    if not names or len(names) != num_classes or len(palette) < num_classes:
+        return None, voc_palette(num_classes)
+    return list(names), palette
 
 
 def save_evaluation(result, output_dir):

@@ -3,7 +3,7 @@
 import tensorflow as tf
 
 from kerasseg.data.augment import pipeline
-from kerasseg.data.readers import DATASET_CLASSES, load_dataset
+from kerasseg.data.readers import BINARY_DATASETS, DATASET_CLASSES, load_dataset
 from kerasseg.data.synthetic import NUM_CLASSES as SYNTHETIC_CLASSES
 from kerasseg.data.synthetic import synthetic_dataset
 
@@ -15,6 +15,8 @@ def resolve_num_classes(config):
         return data.num_classes
     if data.dataset == "synthetic":
         return SYNTHETIC_CLASSES
+    if data.dataset in BINARY_DATASETS:
+        return 1  # one foreground class: a one-channel model
     if data.dataset in DATASET_CLASSES:
         return len(DATASET_CLASSES[data.dataset])
     raise ValueError(

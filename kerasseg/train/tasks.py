@@ -25,7 +25,8 @@ import inspect
 
 import tensorflow as tf
 
-from kerasseg.data.readers import DATASET_CLASSES
+from kerasseg.data.class_weights import dataset_class_weights
+from kerasseg.data.readers import BINARY_DATASETS, DATASET_CLASSES
 from kerasseg.data.readers import DATASETS as READERS
 from kerasseg.data.synthetic import NUM_CLASSES as SYNTHETIC_CLASSES
 from kerasseg.data.synthetic import person_mask_dataset
@@ -74,6 +75,11 @@ class SemanticTask:
     def split(self, config, split):
         return SplitData(semantic_split(config, split), resolve_num_classes(config))
 
+    def mask_classes(self, data):
+        """The classes a mask of `data` holds (what metrics count and class
+        weights weigh): the model's classes."""
+        return data.num_classes
+
     def pad_label(self, config):
         return config.data.ignore_label
 
@@ -88,11 +94,15 @@ class SemanticTask:
     def loss(self, config):
         """(loss, loss_weights) for `compile`."""
         check_choice("loss.name", config.loss.name, tuple(LOSSES))
-        return LOSSES[config.loss.name](ignore_label=config.data.ignore_label,
-                                        **config.loss.args), None
+        args = dict(config.loss.args)
+        if args.get("class_weights") == "median_frequency":  # SegNet's balancing
+            train = self.split(config, config.data.train_split)
+            args["class_weights"] = dataset_class_weights(
+                train.dataset, self.mask_classes(train), ignore_label=config.data.ignore_label)
+        return LOSSES[config.loss.name](ignore_label=config.data.ignore_label, **args), None
 
     def metrics(self, config, data):
-        return segmentation_metrics(data.num_classes, config.data.ignore_label)
+        return segmentation_metrics(self.mask_classes(data), config.data.ignore_label)
 
     def validation(self, config, data):
         """(validation_data for `fit`, extra callbacks) on `data.val_split`."""
@@ -166,10 +176,11 @@ class BinaryTask(SemanticTask):
     """One-channel foreground masks, as portrait mode needs (see the module docstring)."""
 
     name = "binary"
+    datasets = ("synthetic", *BINARY_DATASETS)
     monitor = "val_foreground_iou"
 
-    def check(self, config):
-        check_choice("data.dataset", config.data.dataset, self.datasets)
+    def mask_classes(self, data):
+        return 2  # background and foreground of the one-channel model
 
     def split(self, config, split):
         data = config.data
@@ -186,10 +197,9 @@ class BinaryTask(SemanticTask):
         return {"activation": "sigmoid"}
 
     def metrics(self, config, data):
-        ignore = config.data.ignore_label
-        # Two classes scored: a one-channel output p is labelled p > 0.5.
-        return [*segmentation_metrics(2, ignore),
-                PerClassIoU(2, class_id=1, ignore_label=ignore, name="foreground_iou")]
+        # A one-channel output p is labelled p > 0.5 by the metrics.
+        return [*super().metrics(config, data), PerClassIoU(
+            2, class_id=1, ignore_label=config.data.ignore_label, name="foreground_iou")]
 
 
 TASKS = {task.name: task for task in (SemanticTask(), PanopticTask(), BinaryTask())}
@@ -214,7 +224,9 @@ def task_name(model_name, num_classes=None):
 
 def config_task_name(model_name, dataset, num_classes=None):
     """`task_name` of a config's model and data: `num_classes` if set, else
-    the dataset's own class count."""
+    the dataset's own class count (1 for the binary-mask datasets)."""
+    if num_classes is None and dataset in BINARY_DATASETS:
+        num_classes = 1
     own = SYNTHETIC_CLASSES if dataset == "synthetic" else len(DATASET_CLASSES.get(dataset, ()))
     return task_name(model_name, num_classes or own or None)
 

@@ -103,3 +103,13 @@ def test_evaluate_an_exported_file_through_the_same_path(quickstart_dir, tmp_pat
     assert changed.sum() <= 2 * 0.001 * 8 * 64 * 64
     assert (output / "overlays" / "000.png").exists()
 
+
+
+def test_a_recipe_name_is_a_config(tmp_path, capsys):
+    from tests.data.test_camvid import _write_camvid
+
+    _write_camvid(tmp_path)
+    assert main(["validate", "--config", "camvid_segnet", "--set",
+                 f"data.root={tmp_path}", "--split", "train", "val"]) == 0
+    out = capsys.readouterr().out
+    assert "camvid 'train':" in out and "camvid 'val':" in out and "all valid" in out
