@@ -84,7 +84,12 @@ class DataConfig:
     the others read `root` with `kerasseg.data.load_dataset` ("folder":
     `root/<split>/images` + `root/<split>/masks`). `num_classes` None takes
     the dataset's own count. Training crops are `image_size`, after a random
-    scale in `scale_range`.
+    scale in `scale_range`; `resize` first resizes every image and mask of
+    the splits to `image_size` (aspect not kept), as a fixed-input model such
+    as a portrait model sees a photo. `copy_paste` is the chance that a
+    training example gets the `paste_class` pixels of another pasted on, at a
+    height in `paste_scale` of its own, and `blur` the chance of a Gaussian
+    blur (`kerasseg.data.pipeline`): portrait augmentation.
     """
 
     dataset: str = "synthetic"
@@ -100,6 +105,11 @@ class DataConfig:
     num_val_images: int | None = None
     ignore_label: int = IGNORE_LABEL
     seed: int = 0
+    resize: bool = False
+    copy_paste: float = 0.0
+    paste_scale: tuple = (0.5, 1.0)
+    paste_class: int = 1
+    blur: float = 0.0
 
     def check(self):
         check_choice("data.dataset", self.dataset, DATASETS)
@@ -122,6 +132,14 @@ class DataConfig:
         check_positive_int("data.ignore_label", self.ignore_label, 0)
         check_positive_int("data.seed", self.seed, 0)
         check_type("data.augment", self.augment, bool)
+        check_type("data.resize", self.resize, bool)
+        for name in ("copy_paste", "blur"):
+            check_number(f"data.{name}", getattr(self, name), 0, 1)
+        self.paste_scale = _check_pair(
+            "data.paste_scale", self.paste_scale, "[min, max] with 0 < min <= max",
+            lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0,
+            ordered=True, convert=float)
+        check_positive_int("data.paste_class", self.paste_class, 0)
 
 
 @dataclasses.dataclass
@@ -290,6 +308,7 @@ class Config:
         values = dataclasses.asdict(self)
         values["data"]["image_size"] = list(self.data.image_size)
         values["data"]["scale_range"] = list(self.data.scale_range)
+        values["data"]["paste_scale"] = list(self.data.paste_scale)
         values["optimizer"]["decay_at"] = list(self.optimizer.decay_at)
         return values
 

@@ -37,7 +37,19 @@ def semantic_split(config, split):
     options = {}
     if data.dataset == "folder":
         options = {"num_classes": resolve_num_classes(config), "ignore_label": data.ignore_label}
-    return load_dataset(data.dataset, data.root, split, **options)
+    dataset = load_dataset(data.dataset, data.root, split, **options)
+    return dataset.map(resize_example(data.image_size)) if data.resize else dataset
+
+
+def resize_example(size):
+    """A map function resizing (image, mask) to `size`: bilinear, nearest."""
+
+    def resize(image, mask):
+        image = tf.image.resize(image, size, method="bilinear")
+        mask = tf.image.resize(mask[..., None], size, method="nearest")[..., 0]
+        return tf.ensure_shape(image, (*size, 3)), tf.ensure_shape(mask, size)
+
+    return resize
 
 
 def validation_batches(config, dataset):
@@ -77,6 +89,8 @@ def training_stream(images, config, seed, steps, pad_label, targets=None):
             stream, training=True, crop_size=data.image_size, seed=seed, shuffle_buffer=0,
             min_scale=data.scale_range[0], max_scale=data.scale_range[1],
             ignore_label=pad_label, reseed_each_epoch=False, prefetch=False,
+            copy_paste=data.copy_paste, paste_scale=data.paste_scale,
+            paste_class=data.paste_class, blur=data.blur,
         )
     if targets is not None:
         stream = stream.map(targets, num_parallel_calls=tf.data.AUTOTUNE)

@@ -69,3 +69,27 @@ def test_evaluate_and_the_exported_file_score_background_and_foreground(run, tmp
         assert np.mean(labels == (foreground > 0.5)) >= 0.999, output
     segmenter = Segmenter.load(tmp_path / "probabilities.tflite")
     np.testing.assert_allclose(segmenter.predict_proba(images)[..., 1], foreground, atol=1e-4)
+
+
+def test_people_photos_resized_and_pasted_into_the_training_stream(tmp_path):
+    # The portrait recipe's data path on a fixture in the people layout: one
+    # class (binary), every photo resized to image_size, copy-paste on.
+    from kerasseg.configs import recipe_path
+    from kerasseg.train.datasets import training_stream
+    from tests.data.test_binary_masks import _pair
+
+    for number in (1, 2, 3, 201):
+        _pair(tmp_path, str(number), size=(48, 36), mask_scale=2, image_dir="Training_Images",
+              mask_dir="Ground_Truth", seed=number)
+    config = Config.load(recipe_path("portrait_lraspp")).replace(data={
+        "root": str(tmp_path), "image_size": [64, 64], "batch_size": 2, "copy_paste": 1.0})
+    assert config.task == "binary" and config.data.resize
+    data = load_split(config, "train")
+    images = [(image.shape, set(np.unique(mask))) for image, mask in data.dataset]
+    assert images == [((64, 64, 3), {0, 1})] * 3
+    task = TASKS["binary"]
+    batch = next(iter(training_stream(data.dataset, config, 0, 1, task.pad_label(config))))
+    assert batch[0].shape == (2, 64, 64, 3) and set(np.unique(batch[1])) <= {0, 1, 255}
+    no_paste = config.replace(data={"copy_paste": 0.0})
+    plain = next(iter(training_stream(data.dataset, no_paste, 0, 1, task.pad_label(config))))
+    assert not np.array_equal(plain[1], batch[1])  # the pasted person changes the masks
