@@ -1,7 +1,7 @@
 """Portrait-mode models against MediaPipe's selfie segmentation, in one run.
 
 For each input size (256x256 square, 144x256 landscape) it converts our
-portrait configurations (`kerasseg.portrait.PORTRAIT_CONFIGS`) to `.tflite`
+portrait configurations (`kerasseg.models.portrait.PORTRAIT_CONFIGS`) to `.tflite`
 (fp16 and int8, builtin ops only) and times them with LiteRT at 1 and 2
 threads next to MediaPipe's model of the same size, interleaved round by
 round so that load from other processes hits every model alike. It prints
@@ -132,8 +132,9 @@ def timed_invocations(interpreter, invocations):
 
 def export_ours(config, size, quantization, folder):
     """Converts one untrained portrait configuration; returns the file path."""
+    from kerasseg.data.synthetic import make_portrait_scene
     from kerasseg.export import to_tflite
-    from kerasseg.portrait import make_portrait_scene, portrait_model
+    from kerasseg.models.portrait import portrait_model
 
     model = portrait_model(config, input_shape=(*size, 3))
     calibration = None
@@ -156,7 +157,7 @@ def parse_size(text):
 
 
 def main(argv=None):
-    from kerasseg.portrait import PORTRAIT_CONFIGS
+    from kerasseg.models.portrait import PORTRAIT_CONFIGS
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--configs", default="lraspp_mobilenetv3small,lraspp_mobilenetv3small_035,"

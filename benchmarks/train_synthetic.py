@@ -58,7 +58,7 @@ def parse_args():
 
 def benchmark_config(args, output_dir):
     """The quickstart's training config with this run's model and data options."""
-    from kerasseg.quickstart import quickstart_config
+    from kerasseg.cli.quickstart import quickstart_config
 
     config = quickstart_config(output_dir, epochs=args.max_epochs)
     args_model = dict(config.model.args, backbone_kwargs={"alpha": args.alpha})

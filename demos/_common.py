@@ -202,6 +202,45 @@ class FrameSink:
             save_screenshot(self.last, self.args.screenshot)
 
 
+def cached(path, model, training, fast):
+    """True (saying so) when the fallback `model` is cached at `path` (with its
+    sidecar, for exported files); else announces its training and returns False."""
+    if os.path.exists(path) and (path.endswith(".keras") or os.path.exists(path + ".json")):
+        print(f"No --model given: using the cached {model} {path}")
+        return True
+    print(f"No --model given: training {model}{' (--fast: a few steps)' if fast else training}; "
+          f"cached at {path}")
+    return False
+
+
+def input_frames(args, synthetic_clip, description):
+    """The frames of --input, or (saying so) the demo's synthetic clip."""
+    if args.input is not None:
+        return frames_from(args.input, args.frames)
+    print(f"No --input given: {description}.")
+    return synthetic_clip
+
+
+def play(args, frames, title, step, timed, summary):
+    """Runs the demo loop: `step(frame) -> (picture, milliseconds of the timed
+    part)` on each frame, the frame rate and `timed`'s time drawn on the
+    picture, into the output (and window, and screenshot). Returns 0."""
+    sink, meter = FrameSink(args, title), FPSMeter()
+    for index, (frame, fps) in enumerate(frames):
+        if args.frames is not None and index >= args.frames:
+            break
+        meter.start()
+        picture, milliseconds = step(frame)
+        meter.stop()
+        scale = text_scale(picture)
+        put_text(picture, f"{meter.fps:.0f} FPS  ({timed} {milliseconds:.0f} ms)",
+                 (6, int(22 * scale / 0.5)), scale)
+        if not sink.add(picture, fps):
+            break
+    sink.close(f"{meter.fps:.1f} FPS, {summary}")
+    return 0
+
+
 class FPSMeter:
     """Frames per second of the processing loop, smoothed over recent frames."""
 

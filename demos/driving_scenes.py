@@ -29,21 +29,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import _common  # noqa: E402
 
+from kerasseg.data.labels import CITYSCAPES_CLASSES, CITYSCAPES_PALETTE  # noqa: E402
+
 DEFAULT_OUTPUT = "driving_scenes.mp4"
-CITYSCAPES_CLASSES = (
-    "road", "sidewalk", "building", "wall", "fence", "pole", "traffic light",
-    "traffic sign", "vegetation", "terrain", "sky", "person", "rider", "car", "truck",
-    "bus", "train", "motorcycle", "bicycle",
-)
-CITYSCAPES_PALETTE = np.array(
-    [
-        [128, 64, 128], [244, 35, 232], [70, 70, 70], [102, 102, 156], [190, 153, 153],
-        [153, 153, 153], [250, 170, 30], [220, 220, 0], [107, 142, 35], [152, 251, 152],
-        [70, 130, 180], [220, 20, 60], [255, 0, 0], [0, 0, 142], [0, 0, 70],
-        [0, 60, 100], [0, 80, 100], [0, 0, 230], [119, 11, 32],
-    ],
-    np.uint8,
-)
 # Synthetic scene classes drawn as the nearest Cityscapes class (None: not drawn).
 SYNTHETIC_TO_CITYSCAPES = {
     "sky": "sky", "grass": "terrain", "road": "road", "wall": "building",
@@ -58,13 +46,9 @@ def fallback_model(cache, fast, train_seconds):
     path = os.path.join(
         cache, f"driving_lraspp_mobilenetv3small_{height}x{width}{'_fast' if fast else ''}.tflite"
     )
-    if os.path.exists(path) and os.path.exists(path + ".json"):
-        print(f"No --model given: using the cached synthetic-scene model {path}")
+    if _common.cached(path, "a small LR-ASPP MobileNetV3-Small on synthetic street scenes",
+                      ", about a minute", fast):
         return path
-    print(
-        "No --model given: training a small LR-ASPP MobileNetV3-Small on synthetic street "
-        f"scenes{' (--fast: a few steps)' if fast else ', about a minute'}; cached at {path}"
-    )
     import keras
 
     import kerasseg
@@ -166,32 +150,22 @@ def run(argv=None):
     if args.model is None:
         print("Synthetic classes shown in the Cityscapes palette: "
               + ", ".join(f"{k} -> {v or 'not drawn'}" for k, v in SYNTHETIC_TO_CITYSCAPES.items()))
-    if args.input is None:
-        print("No --input given: a synthetic driving clip (panning across synthetic street "
-              "scenes, classes mapped to the Cityscapes palette).")
-        frames = synthetic_clip(args.frames or 72)
-    else:
-        frames = _common.frames_from(args.input, args.frames)
+    frames = _common.input_frames(
+        args, synthetic_clip(args.frames or 72),
+        "a synthetic driving clip (panning across synthetic street scenes, classes mapped to "
+        "the Cityscapes palette)")
 
-    sink, meter = _common.FrameSink(args, "kerasseg driving scenes"), _common.FPSMeter()
-    for index, (frame, fps) in enumerate(frames):
-        if args.frames is not None and index >= args.frames:
-            break
-        meter.start()
+    def step(frame):
         started = time.perf_counter()
         ids = lookup[segmenter.predict(frame)]
         model_ms = 1000 * (time.perf_counter() - started)
-        result = overlay(frame, ids, args.opacity)
-        meter.stop()
-        scale = _common.text_scale(result)
-        _common.put_text(result, f"{meter.fps:.0f} FPS  (model {model_ms:.0f} ms)",
-                         (6, int(22 * scale / 0.5)), scale)
+        picture = overlay(frame, ids, args.opacity)
         present = set(np.unique(ids).tolist())
-        result = np.concatenate([result, legend(result.shape[0], drawn, present, scale)], axis=1)
-        if not sink.add(result, fps):
-            break
-    sink.close(f"{meter.fps:.1f} FPS, {os.path.basename(model_path)}")
-    return 0
+        legend_panel = legend(picture.shape[0], drawn, present, _common.text_scale(picture))
+        return np.concatenate([picture, legend_panel], axis=1), model_ms
+
+    return _common.play(args, frames, "kerasseg driving scenes", step, "model",
+                 os.path.basename(model_path))
 
 
 main = _common.main_wrapper(run)

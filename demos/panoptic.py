@@ -50,13 +50,9 @@ def fallback_model(cache, fast, train_seconds):
     height, width = TRAIN_SIZE
     path = os.path.join(cache, f"lpsnet_mobilenetv3small_{height}x{width}"
                                f"{'_fast' if fast else ''}.keras")
-    if os.path.exists(path):
-        print(f"No --model given: using the cached synthetic-scene LPSNet {path}")
+    if _common.cached(path, "a small LPSNet (MobileNetV3-Small + FPN) on synthetic scenes",
+                      ", a minute or two", fast):
         return path
-    print(
-        "No --model given: training a small LPSNet (MobileNetV3-Small + FPN) on synthetic "
-        f"scenes{' (--fast: a few steps)' if fast else ', a minute or two'}; cached at {path}"
-    )
     import keras
     import tensorflow as tf
 
@@ -201,17 +197,10 @@ def run(argv=None):
         _common.cache_dir(args.cache_dir), args.fast, args.train_seconds
     )
     runner = LPSNetRunner(model_path, args.threads)
-    if args.input is None:
-        print("No --input given: a synthetic clip (panning across synthetic scenes).")
-        frames = synthetic_clip(args.frames or 48)
-    else:
-        frames = _common.frames_from(args.input, args.frames)
+    frames = _common.input_frames(args, synthetic_clip(args.frames or 48),
+                                  "a synthetic clip (panning across synthetic scenes)")
 
-    sink, meter = _common.FrameSink(args, "kerasseg panoptic"), _common.FPSMeter()
-    for index, (frame, fps) in enumerate(frames):
-        if args.frames is not None and index >= args.frames:
-            break
-        meter.start()
+    def step(frame):
         started = time.perf_counter()
         seen, outputs = runner(frame)
         panoptic = panoptic_merge(
@@ -219,15 +208,11 @@ def run(argv=None):
             outputs["borderness"], thing_classes, score_threshold=args.score_threshold,
         )
         model_ms = 1000 * (time.perf_counter() - started)
-        result = colour_panoptic(seen, panoptic, labels, palette, thing_classes, LABEL_DIVISOR)
-        meter.stop()
-        scale = _common.text_scale(result)
-        _common.put_text(result, f"{meter.fps:.0f} FPS  (model + merge {model_ms:.0f} ms)",
-                         (6, int(22 * scale / 0.5)), scale)
-        if not sink.add(result, fps):
-            break
-    sink.close(f"{meter.fps:.1f} FPS, {os.path.basename(model_path)}")
-    return 0
+        return colour_panoptic(seen, panoptic, labels, palette, thing_classes,
+                               LABEL_DIVISOR), model_ms
+
+    return _common.play(args, frames, "kerasseg panoptic", step, "model + merge",
+                 os.path.basename(model_path))
 
 
 main = _common.main_wrapper(run)

@@ -34,18 +34,14 @@ def fallback_model(cache, size, fast, train_seconds):
     """A portrait `.tflite` trained on synthetic scenes, cached by size."""
     tag = f"{size[0]}x{size[1]}{'_fast' if fast else ''}"
     path = os.path.join(cache, f"portrait_lraspp_mobilenetv3small_{tag}.tflite")
-    if os.path.exists(path) and os.path.exists(path + ".json"):
-        print(f"No --model given: using the cached synthetic-data portrait model {path}")
+    if _common.cached(path, "a small portrait model (LR-ASPP, MobileNetV3-Small) on "
+                      "synthetic person masks", ", about a minute", fast):
         return path
-    print(
-        "No --model given: training a small portrait model (LR-ASPP, MobileNetV3-Small) "
-        f"on synthetic person masks{' (--fast: a few steps)' if fast else ', about a minute'}; "
-        f"it is cached at {path}"
-    )
     import keras
 
+    from kerasseg import portrait_model
+    from kerasseg.data.synthetic import make_portrait_scene
     from kerasseg.export import to_tflite
-    from kerasseg.portrait import make_portrait_scene, portrait_model
     from kerasseg.train import recompute_batch_norm
 
     _common.seed_everything(0)
@@ -72,7 +68,7 @@ def fallback_model(cache, size, fast, train_seconds):
 
 def synthetic_clip(num_frames, height=288, width=384, seed=7):
     """A camera panning across a synthetic scene framed around a person."""
-    from kerasseg.portrait import make_portrait_scene
+    from kerasseg.data.synthetic import make_portrait_scene
 
     image, _ = make_portrait_scene(seed, height, width * 5 // 4)
     for (frame,) in _common.panned_clip((image,), width, num_frames):
@@ -80,18 +76,12 @@ def synthetic_clip(num_frames, height=288, width=384, seed=7):
 
 
 def person_probability(segmenter, frame):
-    """(H, W) person probability from any segmenter: a one-channel sigmoid
-    model, or a multi-class model with a "person" label."""
-    kind = next(iter(segmenter.output_kinds.values()))
-    if kind == "logits":
-        logits = segmenter.predict_logits(frame)
-        if logits.shape[-1] == 1:
-            return 1.0 / (1.0 + np.exp(-logits[..., 0]))
-        probabilities = segmenter.predict_proba(frame)
-    else:
-        probabilities = segmenter.predict_proba(frame)
-    if probabilities.shape[-1] == 1:
-        return probabilities[..., 0]
+    """(H, W) person probability from any segmenter: a one-channel (sigmoid)
+    model, whose classes are background and person, or a multi-class model
+    with a "person" label."""
+    probabilities = segmenter.predict_proba(frame)
+    if segmenter.output_channels == 1:
+        return probabilities[..., 1]
     labels = segmenter.labels or []
     if "person" not in labels:
         raise ValueError(
@@ -144,8 +134,7 @@ def build_parser():
 
 
 def run(argv=None):
-    from kerasseg.portrait import MaskSmoother, blur_background, replace_background
-    from kerasseg.runtime import Segmenter
+    from kerasseg.runtime import MaskSmoother, Segmenter, blur_background, replace_background
 
     args = _common.parse(build_parser(), argv)
     model_path = args.model or fallback_model(
@@ -154,39 +143,29 @@ def run(argv=None):
     )
     segmenter = Segmenter.load(model_path, num_threads=args.threads)
     smoother = MaskSmoother(args.smoothing)
-    if args.input is None:
-        print("No --input given: a synthetic clip (a camera panning across a synthetic scene).")
-        frames = synthetic_clip(args.frames or 48)
-    else:
-        frames = _common.frames_from(args.input, args.frames)
-
-    sink, meter = _common.FrameSink(args, "kerasseg portrait mode"), _common.FPSMeter()
+    frames = _common.input_frames(
+        args, synthetic_clip(args.frames or 48),
+        "a synthetic clip (a camera panning across a synthetic scene)")
     background = None
-    for index, (frame, fps) in enumerate(frames):
-        if args.frames is not None and index >= args.frames:
-            break
-        meter.start()
+
+    def step(frame):
+        nonlocal background
         started = time.perf_counter()
         mask = smoother(person_probability(segmenter, frame))
         model_ms = 1000 * (time.perf_counter() - started)
         if args.mode == "blur":
-            result = blur_background(frame, mask, blur_radius=args.blur,
-                                     feather_radius=args.feather)
+            picture = blur_background(frame, mask, blur_radius=args.blur,
+                                      feather_radius=args.feather)
         else:
             if background is None:
                 background = parse_background(args.background, frame.shape)
-            result = replace_background(frame, mask, background, feather_radius=args.feather)
-        meter.stop()
+            picture = replace_background(frame, mask, background, feather_radius=args.feather)
         if args.side_by_side:
-            result = np.concatenate([frame, result], axis=1)
-        scale = _common.text_scale(result)
-        _common.put_text(result, f"{meter.fps:.0f} FPS  (model + mask {model_ms:.0f} ms)",
-                         (6, int(22 * scale / 0.5)), scale)
-        if not sink.add(result, fps):
-            break
-    sink.close(f"{meter.fps:.1f} FPS, {os.path.basename(model_path)}, "
-               f"{args.threads} thread(s)")
-    return 0
+            picture = np.concatenate([frame, picture], axis=1)
+        return picture, model_ms
+
+    return _common.play(args, frames, "kerasseg portrait mode", step, "model + mask",
+                 f"{os.path.basename(model_path)}, {args.threads} thread(s)")
 
 
 main = _common.main_wrapper(run)

@@ -4,9 +4,8 @@
 and submodules resolve on first use, e.g. `kerasseg.fcn8s(num_classes=21)`.
 """
 
-import importlib
-
-__version__ = "0.1.0"
+from kerasseg.utils import lazy_attributes
+from kerasseg.version import __version__  # noqa: F401
 
 # Public name -> module that defines it. Submodules map to themselves.
 _LAZY_ATTRIBUTES = {
@@ -20,22 +19,14 @@ _LAZY_ATTRIBUTES = {
     "deeplabv3plus": "kerasseg.models.deeplab",
     "lraspp": "kerasseg.models.lraspp",
     "lpsnet": "kerasseg.models.lpsnet",
+    "portrait_model": "kerasseg.models.portrait",
     "with_crf": "kerasseg.crf",
     "load_model": "kerasseg.saving",
 }
 _SUBMODULES = (
-    "backbones", "cli", "crf", "data", "export", "layers", "losses", "metrics",
-    "models", "ops", "panoptic", "portrait", "runtime", "train",
+    "backbones", "cli", "configs", "crf", "data", "export", "layers", "losses", "metrics",
+    "models", "ops", "panoptic", "runtime", "train",
 )
 
 
-def __getattr__(name):
-    if name in _SUBMODULES:
-        return importlib.import_module(f"kerasseg.{name}")
-    if name in _LAZY_ATTRIBUTES:
-        return getattr(importlib.import_module(_LAZY_ATTRIBUTES[name]), name)
-    raise AttributeError(f"module 'kerasseg' has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted([*globals(), *_LAZY_ATTRIBUTES, *_SUBMODULES])
+__getattr__, __dir__ = lazy_attributes(__name__, _LAZY_ATTRIBUTES, _SUBMODULES)

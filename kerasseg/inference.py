@@ -1,17 +1,8 @@
-"""Inference on whole images, by overlapping tiles, and over scales and flips.
+"""Inference with a Keras model: whole images, tiles, scales and flips.
 
-`predict(model, images, ...)` returns per-pixel class probabilities at the
-input resolution; `argmax(-1)` gives the label map. Options combine:
-
-- `tile_size=None`: the whole image in one pass. With a `tile_size`, the image
-  is cut into tiles overlapping by `overlap` (a fraction of the tile), images
-  smaller than a tile are padded, and the tiles' probabilities are blended
-  with a `"gaussian"` window (centre pixels count more, which hides tile
-  seams) or a `"uniform"` one.
-- `scales` and `flip`: the image is resized to each scale (and mirrored), each
-  is predicted, and the probabilities, resized back, are averaged.
-
-numpy in, numpy out; a `tf.Tensor` in gives a `tf.Tensor` out.
+The tiling, multi-scale and flip logic is `kerasseg.runtime.inference`,
+shared with the exported files (`kerasseg.runtime.Segmenter`); this module
+only turns a Keras model into the forward callable it runs.
 
 Example:
     >>> probabilities = predict(model, image, tile_size=(256, 256), scales=(0.75, 1.0, 1.25),
@@ -22,140 +13,70 @@ Example:
 import numpy as np
 import tensorflow as tf
 
-from kerasseg.utils import check_choice
+from kerasseg.runtime import inference
+from kerasseg.runtime.image import to_probabilities
 
-WEIGHTINGS = ("gaussian", "uniform")
+
+def keras_forward(model, from_logits=None):
+    """The forward callable of `kerasseg.runtime.inference.predict` for `model`.
+
+    Args:
+        model: Keras model (or callable `model(x, training=False)`) from raw
+            pixels (B, H, W, C) to (B, H, W, classes).
+        from_logits: Whether the model outputs logits (softmax applied here)
+            or probabilities; None reads it from the model's last layer.
+            A one-channel output is a foreground score: its probabilities are
+            [1 - p, p] (`kerasseg.runtime.image.to_probabilities`).
+
+    Returns:
+        A function from float32 numpy images to float32 numpy probabilities.
+    """
+    if from_logits is None:
+        from_logits = model_output_kind(model) == "logits"
+
+    def forward(images):
+        output = tf.cast(model(tf.constant(images), training=False), tf.float32)
+        return to_probabilities(output.numpy(), from_logits)
+
+    return forward
 
 
-def predict(
-    model,
-    images,
-    tile_size=None,
-    overlap=1 / 3,
-    weighting="gaussian",
-    scales=(1.0,),
-    flip=False,
-    batch_size=4,
-    from_logits=True,
-):
-    """Class probabilities of `images` (see the module docstring).
+def predict(model, images, from_logits=None, **options):
+    """Class probabilities of `images` by `model`, whole or by tiles, scales and flips.
 
     Args:
         model: Keras model from raw pixels (B, H, W, 3) to (B, H, W, C).
         images: One image (H, W, 3) or a batch (B, H, W, 3), numpy or tf.
-        tile_size: (height, width) of sliding-window tiles, or None for
-            whole-image inference.
-        overlap: Overlap of neighbouring tiles, a fraction in [0, 1).
-        weighting: How tile predictions are blended: "gaussian" or "uniform".
-        scales: Resize factors to predict at; results are averaged.
-        flip: Also predict the horizontally mirrored image at every scale.
-        batch_size: Tiles or images per model call.
         from_logits: Whether the model outputs logits (softmax applied here)
-            or probabilities.
+            or probabilities; None reads it from the model's last layer.
+        **options: `tile_size`, `overlap`, `weighting`, `scales`, `flip`,
+            `batch_size`, as `kerasseg.runtime.inference.predict` takes them.
 
     Returns:
-        float32 probabilities (H, W, C) or (B, H, W, C), like `images`.
+        float32 probabilities (H, W, C) or (B, H, W, C), like `images`; a
+        `tf.Tensor` when `images` is one.
     """
-    check_choice("weighting", weighting, WEIGHTINGS)
-    if not 0 <= overlap < 1:
-        raise ValueError(f"`overlap` must be in [0, 1). Received: overlap={overlap!r}")
-    if not scales or any(scale <= 0 for scale in scales):
-        raise ValueError(f"`scales` must be positive numbers. Received: scales={scales!r}")
-    if tile_size is not None:
-        tile_size = tuple(int(v) for v in tile_size)
-        if len(tile_size) != 2 or min(tile_size) < 1:
-            raise ValueError(
-                f"`tile_size` must be (height, width) or None. Received: tile_size={tile_size!r}"
-            )
-    is_tensor = tf.is_tensor(images)
-    images = np.asarray(images, np.float32)
-    single = images.ndim == 3
-    if single:
-        images = images[None]
-    if images.ndim != 4:
-        raise ValueError(
-            "`images` must be (H, W, channels) or (batch, H, W, channels). "
-            f"Received shape {images.shape}"
-        )
-    height, width = images.shape[1:3]
-    total = 0.0
-    for scale in scales:
-        size = (max(1, round(height * scale)), max(1, round(width * scale)))
-        scaled = images if size == (height, width) else _resize(images, size)
-        for mirrored in (False, True) if flip else (False,):
-            view = scaled[:, :, ::-1] if mirrored else scaled
-            if tile_size is None:
-                probabilities = _batched_call(model, view, batch_size, from_logits)
-            else:
-                probabilities = _sliding(
-                    model, view, tile_size, overlap, weighting, batch_size, from_logits
-                )
-            if mirrored:
-                probabilities = probabilities[:, :, ::-1]
-            if size != (height, width):
-                probabilities = _resize(probabilities, (height, width))
-            total = total + probabilities
-    result = (total / (len(scales) * (2 if flip else 1))).astype(np.float32)
-    if single:
-        result = result[0]
-    return tf.convert_to_tensor(result) if is_tensor else result
+    result = inference.predict(keras_forward(model, from_logits),
+                               np.asarray(images, np.float32), **options)
+    return tf.convert_to_tensor(result) if tf.is_tensor(images) else result
 
 
-def tile_origins(length, tile, stride):
-    """Start offsets of tiles of `tile` pixels covering `length` (>= tile) with `stride`."""
-    starts = list(range(0, max(length - tile, 0) + 1, stride))
-    if starts[-1] + tile < length:
-        starts.append(length - tile)
-    return starts
+def model_output_kind(model):
+    """"logits" or "probabilities": what the model's (single) last layer returns.
 
-
-def window(tile_size, weighting="gaussian"):
-    """Blending weights of one tile: a Gaussian (sigma = size / 4) or ones."""
-    check_choice("weighting", weighting, WEIGHTINGS)
-    if weighting == "uniform":
-        return np.ones(tile_size, np.float32)
-    axes = []
-    for size in tile_size:
-        coordinates = np.arange(size, dtype=np.float32) - (size - 1) / 2
-        axes.append(np.exp(-0.5 * (coordinates / (size / 4)) ** 2))
-    weights = np.outer(*axes)
-    return (weights / weights.max()).astype(np.float32)
-
-
-def _sliding(model, images, tile_size, overlap, weighting, batch_size, from_logits):
-    batch, height, width = images.shape[:3]
-    tile_h, tile_w = tile_size
-    # Pad (bottom/right) so the image is at least one tile; cropped off at the end.
-    pad_h, pad_w = max(0, tile_h - height), max(0, tile_w - width)
-    if pad_h or pad_w:
-        images = np.pad(images, ((0, 0), (0, pad_h), (0, pad_w), (0, 0)))
-    padded_h, padded_w = images.shape[1:3]
-    stride_h = max(1, int(tile_h * (1 - overlap)))
-    stride_w = max(1, int(tile_w * (1 - overlap)))
-    origins = [(y, x) for y in tile_origins(padded_h, tile_h, stride_h)
-               for x in tile_origins(padded_w, tile_w, stride_w)]
-    weights = window(tile_size, weighting)[None, :, :, None]
-    total, norm = None, np.zeros((1, padded_h, padded_w, 1), np.float32)
-    for y, x in origins:
-        norm[:, y:y + tile_h, x:x + tile_w] += weights[..., :1]
-    for index in range(batch):
-        tiles = np.stack([images[index, y:y + tile_h, x:x + tile_w] for y, x in origins])
-        probabilities = _batched_call(model, tiles, batch_size, from_logits)
-        if total is None:
-            total = np.zeros((batch, padded_h, padded_w, probabilities.shape[-1]), np.float32)
-        for (y, x), tile in zip(origins, probabilities, strict=True):
-            total[index, y:y + tile_h, x:x + tile_w] += tile * weights[0]
-    return (total / norm)[:, :height, :width]
-
-
-def _batched_call(model, images, batch_size, from_logits):
-    outputs = []
-    for start in range(0, len(images), batch_size):
-        output = model(tf.constant(images[start:start + batch_size]), training=False)
-        output = tf.cast(output, tf.float32)
-        outputs.append((tf.nn.softmax(output) if from_logits else output).numpy())
-    return np.concatenate(outputs)
-
-
-def _resize(images, size):
-    return tf.image.resize(images, size, method="bilinear").numpy()
+    A model whose output comes from a layer with an activation other than
+    linear (softmax, or the sigmoid of a one-channel portrait model) returns
+    probabilities; a plain callable, or any other model, logits.
+    """
+    if len(getattr(model, "outputs", ())) != 1:
+        return "logits"
+    for layer in reversed(model.layers):
+        try:
+            produces_output = layer.output is model.outputs[0]
+        except (AttributeError, ValueError):  # a layer called more than once
+            continue
+        if produces_output:
+            activation = getattr(layer, "activation", None)
+            name = getattr(activation, "__name__", "linear")
+            return "logits" if name == "linear" else "probabilities"
+    return "logits"

@@ -2,7 +2,9 @@
 
 Every loss takes sparse integer targets `(B, H, W)` (or `(B, H, W, 1)`) and
 logits `(B, H, W, C)`; logits at another resolution are resized bilinearly to
-the target's. Pixels labelled `ignore_label` contribute nothing. A target
+the target's. A one-channel output is a foreground probability (a model
+ending in a sigmoid) and is scored as two classes (see `prepare_targets`).
+Pixels labelled `ignore_label` contribute nothing. A target
 value outside `[0, C)` that is not the ignore label raises
 `InvalidArgumentError` naming the loss and the range found (under XLA the
 check cannot run; such pixels are then ignored rather than turned into NaN).
@@ -21,6 +23,7 @@ Example:
 import keras
 import tensorflow as tf
 
+# Probabilities are clipped to [eps, 1 - eps] before their logarithm, as Keras does.
 _EPSILON = 1e-7
 
 
@@ -31,9 +34,16 @@ def prepare_targets(y_true, y_pred, ignore_label, name):
     names `name`; they are also marked invalid so that, where assertions cannot
     run, they are ignored instead of corrupting the loss.
 
+    A one-channel prediction is a foreground probability p (a model ending in
+    a sigmoid, as the portrait presets): it is scored as two classes,
+    background and foreground, with logits log(1 - p) and log(p), so every
+    loss here (and its class weights) serves binary masks of 0, 1 and the
+    ignore label.
+
     Args:
         y_true: Integer or float labels (B, H, W) or (B, H, W, 1).
-        y_pred: Logits (B, h, w, C); resized to the labels' size if needed.
+        y_pred: Logits (B, h, w, C), or one-channel probabilities; resized to
+            the labels' size if needed.
         ignore_label: Label value to ignore.
         name: Name used in error messages.
 
@@ -41,6 +51,9 @@ def prepare_targets(y_true, y_pred, ignore_label, name):
         (labels with invalid pixels set to 0, logits, valid mask).
     """
     logits = tf.cast(y_pred, tf.float32)
+    if logits.shape[-1] == 1:
+        foreground = tf.clip_by_value(logits, _EPSILON, 1.0 - _EPSILON)
+        logits = tf.math.log(tf.concat([1.0 - foreground, foreground], axis=-1))
     labels = tf.convert_to_tensor(y_true)
     if labels.shape.rank == 4:
         labels = tf.squeeze(labels, axis=-1)

@@ -353,4 +353,20 @@ def segmentation_metrics(num_classes, ignore_label=255):
         for cls in (PixelAccuracy, MeanAccuracy, MeanIoU, FrequencyWeightedIoU)
     ]
 
-from kerasseg.panoptic.quality import PanopticQuality  # noqa: E402,F401
+
+def majority_baseline(confusion):
+    """The confusion matrix of always predicting the most frequent true class.
+
+    A trivial baseline: a model whose scores do not beat this matrix's has
+    learned nothing about the data.
+
+    Args:
+        confusion: (C, C) confusion matrix, rows ground truth.
+
+    Returns:
+        int64 (C, C): every row's pixels in the majority class's column.
+    """
+    confusion = np.asarray(confusion, np.int64)
+    baseline = np.zeros_like(confusion)
+    baseline[:, int(np.argmax(confusion.sum(axis=1)))] = confusion.sum(axis=1)
+    return baseline

@@ -25,7 +25,9 @@ def load_model(path, compile=False, safe_mode=True):
     import kerasseg.metrics  # noqa: F401
     import kerasseg.models  # noqa: F401
     import kerasseg.panoptic.losses  # noqa: F401
+    import kerasseg.schedules  # noqa: F401
     import kerasseg.train  # noqa: F401
+    from kerasseg.panoptic import PanopticQuality  # noqa: F401 (created and registered on use)
 
     if not os.path.isfile(path):
         raise FileNotFoundError(f"No such model file: {path!r} (expected a .keras file)")

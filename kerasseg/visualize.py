@@ -13,25 +13,10 @@ import os
 import cv2
 import numpy as np
 
-
-def voc_palette(num_classes=256):
-    """The PASCAL VOC colour map extended to `num_classes` colours, (N, 3) uint8.
-
-    Colours come from spreading the bits of the class index over R, G and B,
-    so neighbouring classes get distinct colours; class 0 is black.
-    """
-    palette = np.zeros((num_classes, 3), np.uint8)
-    for index in range(num_classes):
-        value, colour = index, [0, 0, 0]
-        for bit in range(8):
-            for channel in range(3):
-                colour[channel] |= ((value >> channel) & 1) << (7 - bit)
-            value >>= 3
-        palette[index] = colour
-    return palette
+from kerasseg.data.labels import IGNORE_LABEL, voc_palette
 
 
-def colorize(labels, palette=None, ignore_label=255, ignore_color=(255, 255, 255)):
+def colorize(labels, palette=None, ignore_label=IGNORE_LABEL, ignore_color=(255, 255, 255)):
     """Colours a label map (H, W) of class ids with `palette`; returns (H, W, 3) uint8.
 
     Args:
@@ -62,7 +47,7 @@ def colorize(labels, palette=None, ignore_label=255, ignore_color=(255, 255, 255
     return picture
 
 
-def overlay(image, labels, palette=None, alpha=0.5, ignore_label=255):
+def overlay(image, labels, palette=None, alpha=0.5, ignore_label=IGNORE_LABEL):
     """Blends the colourised `labels` over an RGB `image`; ignored pixels stay as they are.
 
     Args:

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from kerasseg.inference import predict, tile_origins, window
+from kerasseg.inference import predict
+from kerasseg.runtime.inference import tile_origins, window
 
 
 def pointwise_model(num_classes=3):
@@ -134,3 +135,20 @@ def test_bad_options(image, options, message):
         predict(pointwise_model(), image, **options)
     with pytest.raises(ValueError, match="images"):
         predict(pointwise_model(), image[..., 0])
+
+
+def test_a_sigmoid_model_gives_background_and_foreground_probabilities(image):
+    # One channel is a foreground probability, read from the model's activation.
+    inputs = keras.Input((None, None, 3))
+    scaled = keras.layers.Rescaling(1 / 128.0)(inputs)
+    model = keras.Model(inputs, keras.layers.Conv2D(1, 3, padding="same",
+                                                    activation="sigmoid")(scaled))
+    foreground = model(image[None]).numpy()[0]
+    probabilities = predict(model, image)
+    assert probabilities.shape == (37, 53, 2)
+    np.testing.assert_allclose(probabilities[..., 1:], foreground, atol=1e-6)
+    np.testing.assert_allclose(probabilities.sum(-1), 1.0, atol=1e-6)
+    # The same layer without the activation is a logit: sigmoid applied here.
+    logits = keras.Model(inputs, keras.layers.Conv2D(1, 3, padding="same")(scaled))
+    logits.layers[-1].set_weights(model.layers[-1].get_weights())
+    np.testing.assert_allclose(predict(logits, image), probabilities, atol=1e-6)

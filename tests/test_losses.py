@@ -300,3 +300,24 @@ def test_gradients_are_finite_and_ignore_void(name):
     assert np.all(np.isfinite(gradient)) and np.abs(gradient).sum() > 0
     if name != "mil":  # MIL reads image-level labels; the argmax pixel may be anywhere
         np.testing.assert_array_equal(gradient[labels == IGNORE], 0.0)
+
+
+@pytest.mark.parametrize("class_weights", [None, [1.0, 3.0]])
+def test_one_channel_probabilities_are_binary_cross_entropy(class_weights):
+    # A sigmoid model's one channel p: cross-entropy over background and
+    # foreground is -log(1 - p) or -log(p), with the ignore label left out.
+    rng = np.random.default_rng(7)
+    probabilities = rng.uniform(0.01, 0.99, (2, 6, 7, 1)).astype(np.float32)
+    labels = rng.integers(0, 2, (2, 6, 7)).astype(np.int32)
+    labels[0, :2] = IGNORE
+    keep = labels != IGNORE
+    p = probabilities[..., 0].astype(np.float64)
+    terms = np.where(labels == 1, -np.log(p), -np.log(1 - p))
+    weights = np.ones(2) if class_weights is None else np.asarray(class_weights)
+    pixel_weights = weights[np.where(keep, labels, 0)] * keep
+    expected = (terms * pixel_weights).sum() / pixel_weights.sum()
+    loss = losses.PixelCrossEntropy(class_weights=class_weights)
+    assert _loss(loss, labels, probabilities) == pytest.approx(expected, rel=1e-5)
+    labels[1, 0, 0] = 2  # only 0, 1 and the ignore label exist for a binary mask
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"\[0, 2\)"):
+        _loss(loss, labels, probabilities)

@@ -181,3 +181,14 @@ def test_load_model_registers_every_custom_layer_in_a_fresh_process(tmp_path):
 
     with pytest.raises(FileNotFoundError, match="missing.keras"):
         kerasseg.load_model(str(tmp_path / "missing.keras"))
+
+
+def test_ci_runs_exactly_the_readme_test_command():
+    import pathlib
+
+    root = pathlib.Path(__file__).resolve().parents[1]
+    readme = (root / "README.md").read_text()
+    section = readme[readme.index("Set up and run the tests"):]
+    command = section.split("```bash\n", 1)[1].split("\n```", 1)[0].strip()
+    assert "ruff check" in command and "pytest" in command
+    assert command in (root / ".ci" / "run").read_text().splitlines()

@@ -17,8 +17,8 @@ from pathlib import Path
 # Run from a checkout without installing kerasseg (its runtime needs no TensorFlow).
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from kerasseg.runtime.metadata import read_metadata, write_metadata  # noqa: E402
-from kerasseg.runtime.tensorrt import PRECISIONS, build_engine, file_precision  # noqa: E402
+from kerasseg.runtime.metadata import PRECISIONS, file_precision, read_metadata, write_metadata  # noqa: E402  # noqa: E402
+from kerasseg.runtime.tensorrt import build_engine  # noqa: E402
 
 
 def main(argv=None):

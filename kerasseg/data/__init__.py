@@ -1,7 +1,8 @@
 """Datasets, augmentation and the synthetic scene generator.
 
 `kerasseg.data` resolves names on first use, so `kerasseg.data.synthetic`
-(numpy and OpenCV only) loads without TensorFlow.
+(numpy and OpenCV only) and `kerasseg.data.labels` (the ignore label and the
+class tables) load without TensorFlow.
 
 Example:
     >>> from kerasseg import data
@@ -11,7 +12,7 @@ Example:
     ...                     training=False, batch_size=1)
 """
 
-import importlib
+from kerasseg.utils import lazy_attributes
 
 # Public name -> module that defines it.
 _LAZY_ATTRIBUTES = {
@@ -20,34 +21,38 @@ _LAZY_ATTRIBUTES = {
             "load_dataset", "validate", "DATASETS", "DATASET_CLASSES", "voc_dataset",
             "cityscapes_dataset", "ade20k_dataset", "coco_panoptic_dataset",
             "coco_panoptic_categories", "folder_dataset", "decode_image_file",
-            "decode_index_png", "voc_palette", "VOC_CLASSES", "CITYSCAPES_CLASSES",
-            "CITYSCAPES_TRAIN_IDS", "ADE20K_CLASSES",
+            "decode_index_png", "camvid_dataset", "binary_mask_dataset", "people_dataset",
+            "PEOPLE_SPLITS",
         ),
         "kerasseg.data.readers",
     ),
     **dict.fromkeys(
         (
+            "IGNORE_LABEL", "voc_palette", "VOC_CLASSES", "CITYSCAPES_CLASSES",
+            "CITYSCAPES_LABEL_TO_TRAIN_ID", "CITYSCAPES_THING_CLASSES", "CITYSCAPES_PALETTE",
+            "ADE20K_CLASSES", "CAMVID_CLASSES", "CAMVID_PALETTE", "PERSON_CLASSES",
+            "PERSON_PALETTE",
+        ),
+        "kerasseg.data.labels",
+    ),
+    **dict.fromkeys(
+        (
             "pipeline", "augment", "random_scale", "random_crop", "random_flip",
-            "photometric_jitter", "pad_to_size", "IMAGENET_MEAN",
+            "photometric_jitter", "pad_to_size", "IMAGENET_MEAN", "copy_paste",
+            "copy_paste_dataset", "random_blur", "gaussian_blur",
         ),
         "kerasseg.data.augment",
+    ),
+    **dict.fromkeys(
+        ("class_pixel_counts", "median_frequency_weights", "dataset_class_weights"),
+        "kerasseg.data.class_weights",
     ),
     **dict.fromkeys(
         ("synthetic_dataset", "make_scene", "write_synthetic_folder"),
         "kerasseg.data.synthetic",
     ),
 }
-_SUBMODULES = ("augment", "readers", "synthetic")
-IGNORE_LABEL = 255
+_SUBMODULES = ("augment", "class_weights", "labels", "readers", "synthetic")
 
 
-def __getattr__(name):
-    if name in _SUBMODULES:
-        return importlib.import_module(f"kerasseg.data.{name}")
-    if name in _LAZY_ATTRIBUTES:
-        return getattr(importlib.import_module(_LAZY_ATTRIBUTES[name]), name)
-    raise AttributeError(f"module 'kerasseg.data' has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted([*globals(), *_LAZY_ATTRIBUTES, *_SUBMODULES])
+__getattr__, __dir__ = lazy_attributes(__name__, _LAZY_ATTRIBUTES, _SUBMODULES)

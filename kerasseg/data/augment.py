@@ -14,7 +14,8 @@ Example:
 import numpy as np
 import tensorflow as tf
 
-IGNORE_LABEL = 255
+from kerasseg.data.labels import IGNORE_LABEL
+
 IMAGENET_MEAN = (123.675, 116.28, 103.53)
 
 
@@ -146,9 +147,155 @@ def photometric_jitter(image, seed, brightness=0.125, contrast=0.25, saturation=
     return tf.clip_by_value(image, 0.0, 1.0) * 255.0
 
 
+def gaussian_blur(image, sigma, radius):
+    """Separable Gaussian blur of an (H, W, C) image, edges mirrored.
+
+    Args:
+        image: float32 (H, W, C).
+        sigma: Standard deviation in pixels (a scalar, may be a tensor).
+        radius: Kernel half-width (a Python int): 2 radius + 1 taps.
+
+    Returns:
+        The blurred image, same shape.
+    """
+    taps = tf.exp(-0.5 * (tf.range(-radius, radius + 1, dtype=tf.float32) / sigma) ** 2)
+    taps = taps / tf.reduce_sum(taps)
+    channels = tf.shape(image)[-1]
+    kernel = tf.tile(taps[:, None, None], [1, channels, 1])  # (k, C, 1)
+    padded = tf.pad(image[None], [[0, 0], [radius, radius], [radius, radius], [0, 0]],
+                    mode="SYMMETRIC")
+    blurred = tf.nn.depthwise_conv2d(padded, kernel[:, None], [1, 1, 1, 1], "VALID")
+    return tf.nn.depthwise_conv2d(blurred, kernel[None], [1, 1, 1, 1], "VALID")[0]
+
+
+def random_blur(image, seed, probability=0.3, max_sigma=2.0):
+    """Gaussian blur of random strength (defocus, soft webcams), image only.
+
+    With probability `probability` the image is blurred with a sigma drawn
+    from [0.3, max_sigma] pixels; otherwise it is returned unchanged.
+
+    Args:
+        image: float32 (H, W, 3).
+        seed: Seed of shape (2,).
+        probability: Chance of blurring.
+        max_sigma: Largest sigma, in pixels.
+
+    Returns:
+        The image, blurred or not.
+    """
+    seeds = tf.random.experimental.stateless_split(_seed(seed), 2)
+    apply = tf.random.stateless_uniform([], seeds[0]) < probability
+    sigma = tf.random.stateless_uniform([], seeds[1], 0.3, max(max_sigma, 0.3))
+    blurred = gaussian_blur(image, sigma, max(1, int(np.ceil(2 * max_sigma))))
+    return tf.where(apply, blurred, image)
+
+
+def _place(layers, size, offset):
+    """Put (h, w, C) `layers` at `offset` (may be negative) on a zero canvas of `size`."""
+    shape = tf.shape(layers)
+    before = tf.maximum(offset, 0)
+    after = tf.maximum(size - offset - shape[:2], 0)
+    padded = tf.pad(layers, [[before[0], after[0]], [before[1], after[1]], [0, 0]])
+    start = tf.maximum(-offset, 0)
+    return tf.slice(padded, [start[0], start[1], 0], [size[0], size[1], -1])
+
+
+def copy_paste(image, mask, donor_image, donor_mask, seed, probability=0.5, min_scale=0.5,
+               max_scale=1.0, paste_class=1, feather=1.0, bottom=True):
+    """Paste the `paste_class` pixels of a donor example (a person) onto `image`.
+
+    With probability `probability`, the donor is flipped at random, scaled so
+    that its height is a random fraction in [min_scale, max_scale] of the
+    target's (aspect kept), and placed at a random position (inside the target
+    when it is smaller, covering it when larger); with `bottom`, its bottom
+    edge on the target's, as portraits are cut by the frame's bottom and a
+    pasted torso should not float. Its `paste_class` pixels
+    replace the target's, in the image (blended over a `feather`-pixel
+    Gaussian edge) and in the mask (set to `paste_class`); the donor's other
+    pixels are not used.
+
+    Args:
+        image: float32 (H, W, 3), the background example.
+        mask: int32 (H, W).
+        donor_image: float32 (h, w, 3), the example the person comes from.
+        donor_mask: int32 (h, w).
+        seed: Seed of shape (2,).
+        probability: Chance of pasting.
+        min_scale: Smallest donor height, as a fraction of the target's.
+        max_scale: Largest donor height, as a fraction of the target's.
+        paste_class: The label whose pixels are pasted.
+        feather: Sigma of the image blend's edge, in pixels (0: hard edge).
+        bottom: Align the donor's bottom edge with the target's (else a
+            random height too).
+
+    Returns:
+        (image float32 (H, W, 3), mask int32 (H, W)).
+    """
+    seeds = tf.random.experimental.stateless_split(_seed(seed), 4)
+    size = tf.shape(mask)
+    donor_size = tf.cast(tf.shape(donor_mask), tf.float32)
+    height = tf.cast(size[0], tf.float32) * tf.random.stateless_uniform(
+        [], seeds[0], min_scale, max_scale)
+    scaled = tf.maximum(tf.cast(tf.round(donor_size * height / donor_size[0]), tf.int32), 1)
+    alpha = tf.cast(tf.equal(donor_mask, paste_class), tf.float32)[..., None]
+    # Premultiplied by alpha, so resizing blends no donor background into the person.
+    layers = tf.concat([tf.cast(donor_image, tf.float32) * alpha, alpha], -1)
+    layers, _ = random_flip(layers, donor_mask, seeds[1])
+    layers = tf.image.resize(layers, scaled, method="bilinear")
+    low, high = tf.minimum(size - scaled, 0), tf.maximum(size - scaled, 0)
+    offset = low + tf.random.stateless_uniform([2], seeds[2], 0, tf.int32.max, tf.int32) % (
+        high - low + 1)
+    if bottom:
+        offset = tf.stack([size[0] - scaled[0], offset[1]])
+    layers = _place(layers, size, offset)
+    person = layers[..., 3] >= 0.5
+    colour = layers[..., :3] / tf.maximum(layers[..., 3:], 1e-6)
+    alpha = tf.cast(person, tf.float32)[..., None]
+    if feather:  # soften the edge inwards: outside the person, the colour is undefined
+        alpha *= gaussian_blur(alpha, feather, max(1, int(np.ceil(2 * feather))))
+    apply = tf.random.stateless_uniform([], seeds[3]) < probability
+    pasted_image = alpha * colour + (1.0 - alpha) * tf.cast(image, tf.float32)
+    pasted_mask = tf.where(person, tf.cast(paste_class, mask.dtype), mask)
+    return tf.where(apply, pasted_image, image), tf.where(apply, pasted_mask, mask)
+
+
+def copy_paste_dataset(dataset, seed=0, probability=0.5, min_scale=0.5, max_scale=1.0,
+                       paste_class=1, donor_buffer=16, bottom=True):
+    """`copy_paste` over a dataset: each example's donor is another of its examples.
+
+    Donors come from the same dataset, shuffled with a `donor_buffer`-sized
+    buffer (from a shuffled stream that is a random other example) and
+    repeated, so every example has one; example i pastes with seed (seed, i).
+
+    Args:
+        dataset: Unbatched (image, mask) pairs, of any sizes.
+        seed: Seed of the donor order and of the pastes.
+        probability: Chance that an example gets a pasted person.
+        min_scale: Smallest donor height, as a fraction of the target's.
+        max_scale: Largest donor height, as a fraction of the target's.
+        paste_class: The label whose pixels are pasted.
+        donor_buffer: Shuffle buffer of the donor stream (decoded images held).
+        bottom: Align pasted people with the bottom edge (see `copy_paste`).
+
+    Returns:
+        A dataset of (image float32, mask int32), the input's sizes.
+    """
+    donors = dataset.shuffle(donor_buffer, seed=seed + 1, reshuffle_each_iteration=True)
+    seeds = tf.data.Dataset.counter().map(lambda i: tf.stack([tf.cast(seed, tf.int64), i]))
+    pairs = tf.data.Dataset.zip((dataset, donors.repeat(), seeds))
+
+    def paste(example, donor, example_seed):
+        return copy_paste(tf.cast(example[0], tf.float32), tf.cast(example[1], tf.int32),
+                          donor[0], tf.cast(donor[1], tf.int32), example_seed, probability,
+                          min_scale, max_scale, paste_class, bottom=bottom)
+
+    return pairs.map(paste, num_parallel_calls=tf.data.AUTOTUNE)
+
+
 def augment(image, mask, seed, crop_size, min_scale=0.5, max_scale=2.0, flip=True,
-            jitter=True, fill_value=IMAGENET_MEAN, ignore_label=IGNORE_LABEL):
-    """Random scale, padded random crop, flip and photometric jitter of one example.
+            jitter=True, fill_value=IMAGENET_MEAN, ignore_label=IGNORE_LABEL, blur=0.0,
+            max_blur_sigma=2.0):
+    """Random scale, padded random crop, flip, photometric jitter and blur of one example.
 
     Args:
         image: float32 (H, W, 3) in [0, 255].
@@ -161,6 +308,8 @@ def augment(image, mask, seed, crop_size, min_scale=0.5, max_scale=2.0, flip=Tru
         jitter: Photometric jitter (image only).
         fill_value: Image padding value per channel.
         ignore_label: Mask padding value.
+        blur: Chance of a Gaussian blur (`random_blur`); 0 for none.
+        max_blur_sigma: Largest blur sigma, in pixels.
 
     Returns:
         (image float32, mask int32), of size `crop_size` when given.
@@ -176,6 +325,9 @@ def augment(image, mask, seed, crop_size, min_scale=0.5, max_scale=2.0, flip=Tru
         image, mask = random_flip(image, mask, seeds[2])
     if jitter:
         image = photometric_jitter(image, seeds[3])
+    if blur:
+        image = random_blur(image, tf.random.experimental.stateless_fold_in(_seed(seed), 4),
+                            blur, max_blur_sigma)
     return image, mask
 
 
@@ -199,7 +351,8 @@ def _check_size(argument, value):
 def pipeline(dataset, training=True, crop_size=None, batch_size=None, seed=0,
              shuffle_buffer=256, min_scale=0.5, max_scale=2.0, flip=True, jitter=True,
              fill_value=IMAGENET_MEAN, ignore_label=IGNORE_LABEL, reseed_each_epoch=True,
-             drop_remainder=None, prefetch=True):
+             drop_remainder=None, prefetch=True, copy_paste=0.0, paste_scale=(0.5, 1.0),
+             paste_class=1, blur=0.0, max_blur_sigma=2.0):
     """Prepare a dataset of (image, mask) for `fit` (augmented) or `evaluate`.
 
     Training: shuffle, `augment` each example with its own seed, then batch.
@@ -208,9 +361,12 @@ def pipeline(dataset, training=True, crop_size=None, batch_size=None, seed=0,
     seed (seed, i) every time, which suits a stream that already holds all its
     epochs (and stays identical however many devices read it). Every example
     has size `crop_size`, so `crop_size` is required unless scaling is off and
-    all images share one size. Evaluation: no augmentation; batches of images
-    of different sizes are padded to the largest (image with `fill_value`,
-    mask with the ignore label), so padding is never scored.
+    all images share one size. For portraits, `copy_paste` pastes a person
+    from another example of the stream (`copy_paste_dataset`) before the
+    scale and crop, and `blur` blurs after the jitter. Evaluation: no
+    augmentation; batches of images of different sizes are padded to the
+    largest (image with `fill_value`, mask with the ignore label), so padding
+    is never scored.
 
     Args:
         dataset: A dataset of (image (H, W, 3), mask (H, W)), e.g. from
@@ -229,6 +385,11 @@ def pipeline(dataset, training=True, crop_size=None, batch_size=None, seed=0,
         reseed_each_epoch: Draw new augmentation seeds on every pass (training).
         drop_remainder: Drop the last partial batch; None means `training`.
         prefetch: Prefetch (AUTOTUNE).
+        copy_paste: Chance that a training example gets a pasted person (0: off).
+        paste_scale: (min, max) pasted height, as a fraction of the target's.
+        paste_class: The label pasted (the person class).
+        blur: Chance of a Gaussian blur of a training image (0: off).
+        max_blur_sigma: Largest blur sigma, in pixels.
 
     Returns:
         A `tf.data.Dataset` of (images float32 (B, H, W, 3), masks int32
@@ -264,6 +425,8 @@ def pipeline(dataset, training=True, crop_size=None, batch_size=None, seed=0,
     if training:
         if shuffle_buffer:
             dataset = dataset.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+        if copy_paste:
+            dataset = copy_paste_dataset(dataset, seed, copy_paste, *paste_scale, paste_class)
         if reseed_each_epoch:
             seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
         else:
@@ -273,7 +436,7 @@ def pipeline(dataset, training=True, crop_size=None, batch_size=None, seed=0,
         def augment_example(example, example_seed):
             image, mask = augment(
                 example[0], example[1], example_seed, crop_size, float(min_scale),
-                float(max_scale), flip, jitter, fill_value, ignore_label,
+                float(max_scale), flip, jitter, fill_value, ignore_label, blur, max_blur_sigma,
             )
             if crop_size is not None:
                 image = tf.ensure_shape(image, [*crop_size, 3])

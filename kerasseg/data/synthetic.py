@@ -18,7 +18,6 @@ import numpy as np
 CLASS_NAMES = ("sky", "grass", "road", "wall", "person", "car", "ball")
 THING_CLASSES = (4, 5, 6)
 NUM_CLASSES = len(CLASS_NAMES)
-IGNORE_LABEL = 255
 PALETTE = np.array(
     [
         [70, 130, 180],  # sky
@@ -433,3 +432,89 @@ def write_synthetic_folder(root, split="train", num_images=None, image_size=(128
         cv2.imwrite(os.path.join(root, "images", name), scene["image"][..., ::-1])
         cv2.imwrite(os.path.join(root, "masks", name), scene["semantic"])
     return root
+
+
+# === Portrait scenes: one person framed as in a selfie ===
+
+
+def make_portrait_scene(seed, height=256, width=256, zoom=True):
+    """One synthetic (image, person mask) pair, the same for the same seed.
+
+    With `zoom` the scene is drawn at twice the size and cropped around its
+    largest person, so the person fills the frame as in a selfie; scenes
+    without a person stay whole (negatives). Without `zoom` it is the plain
+    synthetic scene.
+
+    Args:
+        seed: Non-negative integer scene seed.
+        height: Output height (>= 32).
+        width: Output width (>= 32).
+        zoom: Crop around the largest person.
+
+    Returns:
+        (image uint8 (height, width, 3) RGB, mask uint8 (height, width), 1 =
+        person).
+    """
+    person = CLASS_NAMES.index("person")
+    scale = 2 if zoom else 1
+    scene = make_scene(seed, height * scale, width * scale)
+    image, mask = scene["image"], (scene["semantic"] == person).astype(np.uint8)
+    people = [s for s in scene["segments"] if s["isthing"] and s["category_id"] == person]
+    if zoom and people:
+        biggest = max(people, key=lambda s: s["area"])
+        ys, xs = np.nonzero(scene["instances"] == biggest["id"])
+        # A crop of the output's aspect ratio, the person about 80% of its height.
+        crop_h = int(np.clip((ys.max() - ys.min() + 1) / 0.8, 16, height * scale))
+        crop_w = min(width * scale, crop_h * width // height)
+        crop_h = crop_w * height // width
+        cy, cx = (ys.min() + ys.max()) // 2, (xs.min() + xs.max()) // 2
+        top = int(np.clip(cy - crop_h // 2, 0, height * scale - crop_h))
+        left = int(np.clip(cx - crop_w // 2, 0, width * scale - crop_w))
+        image = image[top : top + crop_h, left : left + crop_w]
+        mask = mask[top : top + crop_h, left : left + crop_w]
+    image = cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
+    mask = cv2.resize(mask, (width, height), interpolation=cv2.INTER_NEAREST)
+    return image, mask
+
+
+def person_mask_dataset(split="train", num_images=None, image_size=(256, 256), seed=0,
+                        zoom=True):
+    """A `tf.data.Dataset` of synthetic (image, person mask) pairs.
+
+    Scenes are those of `kerasseg.data.synthetic_dataset` for the same split
+    and seed (splits never share a scene), labelled person vs. rest.
+
+    Args:
+        split: One of "train", "val", "test".
+        num_images: Number of images; None uses the split's default size.
+        image_size: (height, width).
+        seed: Dataset seed.
+        zoom: Crop each scene around its largest person (`make_portrait_scene`).
+
+    Returns:
+        A dataset of (image float32 (H, W, 3) in [0, 255], mask float32
+        (H, W, 1) in {0, 1}), ready for a sigmoid model and binary
+        cross-entropy.
+
+    Example:
+        >>> ds = person_mask_dataset("val", num_images=8, image_size=(144, 256))
+    """
+    import tensorflow as tf
+
+    # The split's scene seeds and the argument checks of synthetic_dataset.
+    seeds = _split_seeds(split, num_images, seed)
+    height, width = _check_image_size(image_size)
+
+    def generate():
+        for scene_seed in seeds:
+            image, mask = make_portrait_scene(scene_seed, height, width, zoom=zoom)
+            yield image.astype(np.float32), mask[..., None].astype(np.float32)
+
+    dataset = tf.data.Dataset.from_generator(
+        generate,
+        output_signature=(
+            tf.TensorSpec((height, width, 3), tf.float32),
+            tf.TensorSpec((height, width, 1), tf.float32),
+        ),
+    )
+    return dataset.apply(tf.data.experimental.assert_cardinality(len(seeds)))

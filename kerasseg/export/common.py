@@ -7,8 +7,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-import kerasseg
+from kerasseg.inference import model_output_kind
 from kerasseg.utils import check_choice
+from kerasseg.version import __version__
 
 OUTPUTS = ("logits", "probabilities", "labels")
 # Layers that refine logits after the network and have no builtin-op lowering.
@@ -68,22 +69,6 @@ def _feeds_outputs(model, tensor):
     return True
 
 
-def model_output_kind(model):
-    """"logits" or "probabilities": what the model's (single) last layer returns."""
-    if len(model.outputs) != 1:
-        return "logits"
-    for layer in reversed(model.layers):
-        try:
-            produces_output = layer.output is model.outputs[0]
-        except (AttributeError, ValueError):  # a layer called more than once
-            continue
-        if produces_output:
-            activation = getattr(layer, "activation", None)
-            name = getattr(activation, "__name__", "linear")
-            return "logits" if name == "linear" else "probabilities"
-    return "logits"
-
-
 def check_output(model, output):
     """Validates `output` for `model`; returns the model's own output kind."""
     check_choice("output", output, OUTPUTS)
@@ -115,9 +100,18 @@ def run_model(model, images, output, native):
 
 
 def head(logits, output, native):
-    """Applies the requested output kind to a single-output model's tensor."""
+    """Applies the requested output kind to a single-output model's tensor.
+
+    A one-channel output is a foreground score: its probability is the
+    sigmoid of the logit, its label 1 where that probability passes 0.5.
+    """
     if output == native:
         return logits
+    if logits.shape[-1] == 1:
+        if output == "labels":
+            threshold = 0.0 if native == "logits" else 0.5
+            return tf.cast(logits[..., 0] > threshold, tf.int32)
+        return tf.sigmoid(logits)
     if output == "labels":
         return tf.argmax(logits, axis=-1, output_type=tf.int32)
     return tf.nn.softmax(logits, axis=-1)
@@ -206,7 +200,7 @@ def build_metadata(model, output, names, image_size, quantization="none", labels
     channels = int(model.inputs[0].shape[-1])
     height, width = image_size if image_size else (None, None)
     return {
-        "kerasseg_version": kerasseg.__version__,
+        "kerasseg_version": __version__,
         "model_name": model.name,
         "num_classes": num_classes,
         "labels": labels,

@@ -20,8 +20,7 @@ import numpy as np
 import tensorflow as tf
 
 from kerasseg.export import common
-from kerasseg.runtime.metadata import write_metadata
-from kerasseg.runtime.tensorrt import PRECISIONS
+from kerasseg.runtime.metadata import PRECISIONS, write_metadata
 from kerasseg.utils import check_choice, check_positive_int
 
 # TensorRT 10.x (JetPack 6) and 11.x both parse opset 17.

@@ -11,7 +11,8 @@ Engines are specific to the GPU and TensorRT version: build them on the target
 import json
 import os
 
-from kerasseg.runtime.tensorrt import PRECISIONS, build_engine, file_precision
+from kerasseg.runtime.metadata import PRECISIONS, file_precision
+from kerasseg.runtime.tensorrt import build_engine, visible_gpu_count
 from kerasseg.utils import check_choice
 
 
@@ -38,9 +39,7 @@ def _unavailable_reason():
     except ImportError:
         return "the `tensorrt` Python package is not installed"
     try:
-        from kerasseg.runtime.tensorrt import _check_cuda, _cuda_runtime
-
-        if not _check_cuda(_cuda_runtime().cudaGetDeviceCount()):
+        if not visible_gpu_count():
             return "no NVIDIA GPU is visible"
     except (ImportError, RuntimeError) as error:
         return f"CUDA is not usable ({error})"

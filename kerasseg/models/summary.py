@@ -1,5 +1,5 @@
-"""`kerasseg summary`: build every architecture and print a table of
-parameters, FLOPs, output shape and CPU forward time."""
+"""Every architecture built and measured: parameters, FLOPs, output shape and
+CPU forward time (the table of `kerasseg summary`)."""
 
 import time
 
@@ -76,21 +76,3 @@ def print_table(rows, input_size):
     )
     for row in rows:
         print(format_row(row), flush=True)
-
-
-def add_arguments(parser):
-    parser.add_argument("--size", type=int, default=256, help="square input size (default 256)")
-    parser.add_argument("--models", nargs="*", default=None, help="subset of model names")
-    parser.add_argument("--no-flops", action="store_true", help="skip the FLOP count")
-
-
-def run(args):
-    configs = {k: v for k, v in SUMMARY_CONFIGS.items() if not args.models or k in args.models}
-    unknown = set(args.models or ()) - set(SUMMARY_CONFIGS)
-    if unknown:
-        raise SystemExit(
-            f"--models: unknown {sorted(unknown)}; choose from {sorted(SUMMARY_CONFIGS)}"
-        )
-    size = (args.size, args.size)
-    print_table(summarize(configs, size, flops=not args.no_flops), size)
-    return 0

@@ -12,12 +12,11 @@ first use:
 - `panoptic_statistics`, `summarize`, `PanopticQuality` (metric)
 - `lpsnet_losses`, `compile_lpsnet`, `lpsnet_optimizer` (losses)
 - `panoptic_dataset` (tf.data targets for `model.fit`),
-  `coco_panoptic_dataset`, `cityscapes_panoptic_dataset` (panoptic ground truth),
-  `evaluate_panoptic` (PQ of a model over a dataset), `load_panoptic_split`
-  (the datasets of `kerasseg train`)
+  `coco_panoptic_pairs`, `cityscapes_panoptic_pairs` (images with their
+  panoptic id maps), `load_panoptic_split` (the splits of `kerasseg train`)
+  (datasets)
+- `evaluate_panoptic`: PQ of a model over a dataset (evaluate)
 """
-
-import importlib
 
 from kerasseg.panoptic.merge import MERGE_DEFAULTS, panoptic_merge
 from kerasseg.panoptic.quality import panoptic_statistics, summarize
@@ -34,6 +33,7 @@ from kerasseg.panoptic.targets import (
     encode_box_targets,
     encode_targets,
 )
+from kerasseg.utils import lazy_attributes
 
 _LAZY = {
     "panoptic_merge_tf": "kerasseg.panoptic.merge_tf",
@@ -42,12 +42,12 @@ _LAZY = {
     "compile_lpsnet": "kerasseg.panoptic.losses",
     "lpsnet_optimizer": "kerasseg.panoptic.losses",
     "lpsnet_schedule": "kerasseg.panoptic.losses",
-    "panoptic_dataset": "kerasseg.panoptic.data",
-    "panoptic_targets_fn": "kerasseg.panoptic.data",
-    "coco_panoptic_dataset": "kerasseg.panoptic.data",
-    "evaluate_panoptic": "kerasseg.panoptic.data",
-    "load_panoptic_split": "kerasseg.panoptic.data",
-    "cityscapes_panoptic_dataset": "kerasseg.panoptic.data",
+    "panoptic_dataset": "kerasseg.panoptic.datasets",
+    "panoptic_targets_fn": "kerasseg.panoptic.datasets",
+    "coco_panoptic_pairs": "kerasseg.panoptic.datasets",
+    "cityscapes_panoptic_pairs": "kerasseg.panoptic.datasets",
+    "load_panoptic_split": "kerasseg.panoptic.datasets",
+    "evaluate_panoptic": "kerasseg.panoptic.evaluate",
 }
 
 __all__ = [
@@ -58,7 +58,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name):
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__, __dir__ = lazy_attributes(__name__, _LAZY)

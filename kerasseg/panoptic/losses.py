@@ -24,6 +24,7 @@ import keras
 import tensorflow as tf
 
 from kerasseg.losses import PixelCrossEntropy
+from kerasseg.schedules import StepDecay
 from kerasseg.utils import check_choice
 
 BOX_LOSSES = ("giou", "iou", "linear_iou")
@@ -205,8 +206,6 @@ def lpsnet_schedule(total_steps, learning_rate=0.01, decay_at=(2 / 3, 8 / 9), de
     """The paper's step schedule: `learning_rate`, times `decay_rate` at each
     fraction of `total_steps` in `decay_at` (the paper does not give the
     steps; these are Detectron's 1x schedule)."""
-    from kerasseg.train.schedules import StepDecay
-
     boundaries = [max(1, int(fraction * total_steps)) for fraction in decay_at]
     return StepDecay(learning_rate, boundaries, decay_rate)
 

@@ -10,15 +10,8 @@ import json
 import cv2
 import numpy as np
 
+from kerasseg.data.labels import CITYSCAPES_LABEL_TO_TRAIN_ID, CITYSCAPES_THING_CLASSES
 from kerasseg.panoptic.targets import LABEL_DIVISOR, VOID
-
-# Cityscapes label id -> train id (19 evaluated classes), as cityscapesScripts.
-CITYSCAPES_LABEL_TO_TRAIN_ID = {
-    7: 0, 8: 1, 11: 2, 12: 3, 13: 4, 17: 5, 19: 6, 20: 7, 21: 8, 22: 9, 23: 10,
-    24: 11, 25: 12, 26: 13, 27: 14, 28: 15, 31: 16, 32: 17, 33: 18,
-}
-# person, rider, car, truck, bus, train, motorcycle, bicycle.
-CITYSCAPES_THING_CLASSES = tuple(range(11, 19))
 
 
 def coco_categories(categories):

@@ -35,12 +35,13 @@ columns c0..c1 has x1 = c0 and x2 = c1 + 1.
 
 import numpy as np
 
+from kerasseg.data.labels import IGNORE_LABEL
+
 LEVELS = (3, 4, 5, 6, 7)
 # FCOS regression ranges for P3..P7, in input pixels.
 FCOS_SIZE_RANGES = ((0, 64), (64, 128), (128, 256), (256, 512), (512, float("inf")))
 LABEL_DIVISOR = 1000
 VOID = -1
-IGNORE_LABEL = 255
 # Class-target codes of `encode_box_targets`: 0 background, 1..T thing index + 1.
 IGNORE_CLASS = -1
 

@@ -2,35 +2,15 @@
 
 Each backend loads one file and exposes `inputs` and `outputs` (lists of
 `TensorInfo`) and `run(feed) -> {name: array}` on raw tensors. None of them
-imports TensorFlow.
+imports TensorFlow, and each imports its engine only when a file is loaded.
 """
 
-import dataclasses
 import os
 
 import numpy as np
 
-
-class ModelLoadError(ValueError):
-    """A model file exists but cannot be loaded (corrupt, truncated, wrong format)."""
-
-
-@dataclasses.dataclass(frozen=True)
-class TensorInfo:
-    """Name, shape (None for dynamic dimensions), dtype and affine
-    quantisation (scale, zero_point) of a model input or output."""
-
-    name: str
-    shape: tuple
-    dtype: np.dtype
-    quantization: tuple = None
-
-
-def _load_error(path, kind, error):
-    return ModelLoadError(
-        f"Could not load {os.fspath(path)!r} as a {kind} model; the file is corrupt, "
-        f"truncated or not a {kind} model. Cause: {error}"
-    )
+from kerasseg.runtime.tensorrt import TensorRTBackend
+from kerasseg.runtime.tensors import TensorInfo, load_error
 
 
 class LiteRTBackend:
@@ -56,7 +36,7 @@ class LiteRTBackend:
                 inputs = {d["name"]: d for d in self._interpreter.get_input_details()}
                 outputs = {d["name"]: d for d in self._interpreter.get_output_details()}
         except (ValueError, RuntimeError) as error:
-            raise _load_error(path, "LiteRT", error) from error
+            raise load_error(path, "LiteRT", error) from error
         self._input_details, self._output_details = inputs, outputs
         self._allocated = False
         self.inputs = [self._info(name, d) for name, d in inputs.items()]
@@ -121,7 +101,7 @@ class ONNXBackend:
                 os.fspath(path), options, providers=providers or ["CPUExecutionProvider"]
             )
         except Exception as error:  # onnxruntime raises its own Fail/InvalidProtobuf types
-            raise _load_error(path, "ONNX", error) from error
+            raise load_error(path, "ONNX", error) from error
         self.inputs = [self._info(t) for t in self._session.get_inputs()]
         self.outputs = [self._info(t) for t in self._session.get_outputs()]
 
@@ -135,18 +115,9 @@ class ONNXBackend:
         return dict(zip(names, self._session.run(names, feed)))
 
 
-class _LazyTensorRTBackend:
-    """Imports the TensorRT backend only when an engine is loaded."""
-
-    def __new__(cls, path, num_threads=None):
-        from kerasseg.runtime.tensorrt import TensorRTBackend
-
-        return TensorRTBackend(path, num_threads=num_threads)
-
-
 BACKENDS = {
     ".tflite": LiteRTBackend,
     ".onnx": ONNXBackend,
-    ".engine": _LazyTensorRTBackend,
-    ".plan": _LazyTensorRTBackend,
+    ".engine": TensorRTBackend,
+    ".plan": TensorRTBackend,
 }

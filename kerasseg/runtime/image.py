@@ -47,6 +47,27 @@ def softmax(logits, axis=-1):
     return exp / exp.sum(axis=axis, keepdims=True)
 
 
+def sigmoid(logits):
+    """Numerically stable logistic function."""
+    logits = np.asarray(logits, np.float32)
+    exp = np.exp(-np.abs(logits))
+    return np.where(logits >= 0, 1 / (1 + exp), exp / (1 + exp)).astype(np.float32)
+
+
+def to_probabilities(output, from_logits):
+    """Class probabilities (..., C) of a model's output (..., C).
+
+    A one-channel output is a foreground score (a portrait model ending in a
+    sigmoid, or its logit): its classes are background and foreground, with
+    probabilities [1 - p, p]. Otherwise softmax of logits, or the output as is.
+    """
+    output = np.asarray(output, np.float32)
+    if output.shape[-1] == 1:
+        foreground = sigmoid(output) if from_logits else output
+        return np.concatenate([1 - foreground, foreground], axis=-1)
+    return softmax(output) if from_logits else output
+
+
 def colorize(labels, palette):
     """Maps a label map to RGB with `palette` ((num_classes, 3) uint8); labels
     outside the palette are drawn black."""

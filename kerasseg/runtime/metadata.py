@@ -11,6 +11,15 @@ import os
 FORMAT = "kerasseg-metadata"
 VERSION = 1
 OUTPUT_KINDS = ("logits", "probabilities", "labels")
+# Precisions of a kerasseg ONNX file, and so of the engine built from it.
+PRECISIONS = ("fp32", "fp16", "int8")
+
+
+def file_precision(metadata):
+    """The precision a kerasseg ONNX/engine metadata records; its quantization
+    mode "none" (not quantized, as for TFLite) reads as "fp32"."""
+    mode = (metadata or {}).get("quantization", {}).get("mode")
+    return "fp32" if mode in (None, "none") else mode
 
 
 def sidecar_path(model_path):

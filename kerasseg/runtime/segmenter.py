@@ -6,8 +6,10 @@ import os
 import numpy as np
 
 from kerasseg.runtime import image as image_ops
-from kerasseg.runtime.backends import BACKENDS, ModelLoadError
+from kerasseg.runtime import inference
+from kerasseg.runtime.backends import BACKENDS
 from kerasseg.runtime.metadata import read_metadata
+from kerasseg.runtime.tensors import ModelLoadError
 
 
 class Segmenter:
@@ -98,6 +100,13 @@ class Segmenter:
     @property
     def channels(self):
         return self.input.shape[1] if self.layout == "NCHW" else self.input.shape[3]
+
+    @property
+    def output_channels(self):
+        """Channels of the single output: classes, or 1 for a foreground score
+        (whose `predict_proba` has two columns, background and foreground)."""
+        output = self._single_output()[0]
+        return output.shape[1] if self.layout == "NCHW" else output.shape[-1]
 
     @property
     def labels(self):
@@ -225,21 +234,40 @@ class Segmenter:
             )
         return y if np.ndim(images) == 4 else y[0]
 
-    def predict_proba(self, images):
-        """Class probabilities, (N, H, W, C) or (H, W, C) for one image."""
+    def _probabilities(self, images):
+        """Class probabilities at each image's size: the forward callable of
+        `kerasseg.runtime.inference.predict`."""
         y, kind = self._forward(images)
         if kind == "labels":
             raise ValueError(
                 "This model outputs labels only (argmax in the graph); export it with "
                 "output=\"logits\" or \"probabilities\" for probabilities."
             )
-        y = image_ops.softmax(y) if kind == "logits" else y
-        return y if np.ndim(images) == 4 else y[0]
+        return image_ops.to_probabilities(y, from_logits=kind == "logits")
 
-    def predict(self, images):
-        """Label maps (int32), (N, H, W) or (H, W) for one image."""
-        y, kind = self._forward(images)
-        labels = y.astype(np.int32) if kind == "labels" else np.argmax(y, -1).astype(np.int32)
+    def predict_proba(self, images, **options):
+        """Class probabilities, (N, H, W, C) or (H, W, C) for one image.
+
+        Args:
+            images: Raw pixels, (H, W, C) or (N, H, W, C).
+            **options: `tile_size`, `overlap`, `weighting`, `scales`, `flip`,
+                `batch_size`: sliding-window, multi-scale and flip inference,
+                as `kerasseg.runtime.inference.predict` (the Keras path's too).
+        """
+        self._check_images(images)
+        return inference.predict(self._probabilities, images, **options)
+
+    def predict(self, images, **options):
+        """Label maps (int32), (N, H, W) or (H, W) for one image; `options` as
+        in `predict_proba` (not for a model that outputs labels)."""
+        if self._single_output()[1] != "labels":
+            return self.predict_proba(images, **options).argmax(-1).astype(np.int32)
+        if options:
+            raise ValueError(
+                f"Tiling, scales and flips average probabilities; this model outputs labels "
+                f"only. Export it with output=\"logits\" to use {sorted(options)}."
+            )
+        labels = self._forward(images)[0].astype(np.int32)
         return labels if np.ndim(images) == 4 else labels[0]
 
     def colorize(self, labels):

@@ -11,17 +11,7 @@ import os
 
 import numpy as np
 
-from kerasseg.runtime.backends import ModelLoadError, TensorInfo
-
-# Precisions of a kerasseg ONNX file, and so of the engine built from it.
-PRECISIONS = ("fp32", "fp16", "int8")
-
-
-def file_precision(metadata):
-    """The precision a kerasseg ONNX/engine metadata records; its quantization
-    mode "none" (not quantized, as for TFLite) reads as "fp32"."""
-    mode = (metadata or {}).get("quantization", {}).get("mode")
-    return "fp32" if mode in (None, "none") else mode
+from kerasseg.runtime.tensors import ModelLoadError, TensorInfo
 
 
 def _cuda_runtime():
@@ -43,6 +33,16 @@ def _check_cuda(result):
     if int(status) != 0:
         raise RuntimeError(f"CUDA call failed: {status}")
     return values[0] if len(values) == 1 else None
+
+
+def visible_gpu_count():
+    """How many NVIDIA GPUs CUDA sees here.
+
+    Raises:
+        ImportError: cuda-python is not installed.
+        RuntimeError: the CUDA driver or runtime is not usable.
+    """
+    return _check_cuda(_cuda_runtime().cudaGetDeviceCount())
 
 
 def _tensorrt():

@@ -1,10 +1,14 @@
-"""Callbacks of the training loop: step-level backup for resume, JSON metrics log."""
+"""Callbacks of the training loop: step-level backup for resume, the JSON metrics
+log, the learning rate in the logs, and panoptic validation."""
 
 import json
 import os
 import shutil
 
 import keras
+
+from kerasseg.panoptic.evaluate import evaluate_panoptic
+from kerasseg.panoptic.targets import LABEL_DIVISOR
 
 
 class StepBackup(keras.callbacks.Callback):
@@ -87,3 +91,39 @@ class LearningRateLogger(keras.callbacks.Callback):
         if logs is not None:
             logs["learning_rate"] = float(keras.ops.convert_to_numpy(
                 self.model.optimizer.learning_rate))
+
+
+class PanopticValidation(keras.callbacks.Callback):
+    """Scores the panoptic head on a validation split after every epoch.
+
+    Adds "val_pq", "val_sq", "val_rq", "val_pq_things", "val_pq_stuff" and
+    "val_mean_iou" (semantic output) to the epoch's logs, for the callbacks
+    after it (checkpoints, CSV, TensorBoard). `kerasseg.train.train` uses it
+    for panoptic models.
+
+    Args:
+        dataset: unbatched (image, panoptic id map) pairs.
+        num_classes: number of categories.
+        thing_classes: thing category ids, in the class head's order.
+        label_divisor: panoptic id divisor.
+        **merge_options: overrides of `kerasseg.panoptic.MERGE_DEFAULTS`.
+    """
+
+    KEYS = ("pq", "sq", "rq", "pq_things", "pq_stuff")
+
+    def __init__(self, dataset, num_classes, thing_classes, label_divisor=LABEL_DIVISOR,
+                 **merge_options):
+        super().__init__()
+        self.dataset = dataset
+        self.num_classes = num_classes
+        self.thing_classes = tuple(thing_classes)
+        self.label_divisor = label_divisor
+        self.merge_options = merge_options
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is None:
+            return
+        result = evaluate_panoptic(self.model, self.dataset, self.num_classes,
+                                   self.thing_classes, self.label_divisor, **self.merge_options)
+        logs.update({f"val_{key}": result[key] for key in self.KEYS})
+        logs["val_mean_iou"] = result["semantic"]["mean_iou"]

@@ -11,14 +11,19 @@ loss: {name: cross_entropy}
 training: {epochs: 10, checkpoint_every: 50, output_dir: runs/synthetic}
 ```
 
-`Config.save(run_dir)` writes the resolved values (defaults filled in) to
-`run_dir/config.yaml`, so every run records exactly what it ran.
+Each section checks itself (`check()`, with the shared `check_*`
+helpers of `kerasseg.utils`); what depends on the task (`Config.task`, see
+`kerasseg.train.tasks`) is checked by the task. `Config.save(run_dir)`
+writes the resolved values (defaults filled in) to `run_dir/config.yaml`, so
+every run records exactly what it ran.
 
-The task follows from the model (`Config.task`): a builder with a
-`thing_classes` argument (`lpsnet`) is panoptic, every other one semantic.
-A panoptic config reads panoptic ground truth ("synthetic", "coco_panoptic",
-"cityscapes") and its unset keys take the paper's recipe
-(`PANOPTIC_DEFAULTS`: LPSNet's multi-task loss, SGD 0.01 with step decay):
+The task follows from the model and the data (`kerasseg.train.tasks`): a
+builder with a `thing_classes` argument (`lpsnet`) is panoptic; one class
+(`data.num_classes: 1`, or a dataset of one class) is binary, a one-channel
+sigmoid model such as portrait mode's; everything else semantic. A panoptic config reads
+panoptic ground truth ("synthetic", "coco_panoptic", "cityscapes") and its
+unset keys take the paper's recipe (LPSNet's multi-task loss, SGD 0.01 with
+step decay):
 
 ```yaml
 model: {name: lpsnet, args: {backbone: mobilenetv2, backbone_kwargs: {alpha: 0.35},
@@ -35,53 +40,24 @@ import os
 
 import yaml
 
-from kerasseg.utils import check_choice
+from kerasseg.data.labels import IGNORE_LABEL
+from kerasseg.train.strategy import PRECISIONS, STRATEGIES
+from kerasseg.train.tasks import DATASETS, TASKS, config_task_name
+from kerasseg.utils import check_choice, check_number, check_positive_int, check_type
 
-# "synthetic" plus the readers of `kerasseg.data.readers.DATASETS`.
-DATASETS = ("synthetic", "voc", "cityscapes", "ade20k", "coco_panoptic", "folder")
-PANOPTIC_DATASETS = ("synthetic", "coco_panoptic", "cityscapes")
 OPTIMIZERS = ("sgd", "adamw")
 SCHEDULES = ("poly", "step")
-TASKS = ("semantic", "panoptic")
-# Unset keys of a panoptic config: LPSNet's paper recipe (SGD, lr 0.01 for a
-# batch of 16, momentum 0.9, weight decay 1e-4, x0.1 at 2/3 and 8/9 of the run)
-# and its multi-task loss (`kerasseg.panoptic.lpsnet_losses`).
-PANOPTIC_DEFAULTS = {
-    "optimizer": {"name": "sgd", "learning_rate": 0.01, "momentum": 0.9, "weight_decay": 1e-4,
-                  "schedule": "step"},
-    "loss": {"name": "lpsnet"},
-}
-
-
-def model_task(name):
-    """"panoptic" if the builder `name` takes `thing_classes`, else "semantic".
-
-    Args:
-        name: a kerasseg builder name or "package.module:function"; a name that
-            does not resolve counts as semantic (building it fails later, with
-            the error of `kerasseg.train.build_model`).
-    """
-    import importlib
-    import inspect
-
-    module_name, _, attribute = name.rpartition(":") if ":" in name else ("kerasseg", "", name)
-    try:
-        builder = getattr(importlib.import_module(module_name), attribute)
-        parameters = inspect.signature(builder).parameters
-    except (AttributeError, ImportError, TypeError, ValueError):
-        return "semantic"
-    return "panoptic" if "thing_classes" in parameters else "semantic"
 
 
 @dataclasses.dataclass
 class ModelConfig:
-    """`name`: a kerasseg builder (`kerasseg.<name>`) or "package.module:function";
-    `args`: its keyword arguments. `bn_momentum` overrides the momentum of every
-    BatchNormalization layer (None keeps the builder's): the 0.999 of
-    `keras.applications` backbones, right for fine-tuning, leaves the moving
-    statistics near their initial values for the first thousand steps of a
-    short run from scratch, so validation would score a broken model; 0.9 suits
-    such runs."""
+    """`name`: a kerasseg builder (`kerasseg.models.MODELS`) or
+    "package.module:function"; `args`: its keyword arguments. `bn_momentum`
+    overrides the momentum of every BatchNormalization layer (None keeps the
+    builder's): the 0.999 of `keras.applications` backbones, right for
+    fine-tuning, leaves the moving statistics near their initial values for
+    the first thousand steps of a short run from scratch, so validation would
+    score a broken model; 0.9 suits such runs."""
 
     name: str = "deeplabv3plus"
     args: dict = dataclasses.field(
@@ -92,6 +68,13 @@ class ModelConfig:
     )
     bn_momentum: float | None = None
 
+    def check(self):
+        check_type("model.name", self.name, str)
+        check_type("model.args", self.args, dict)
+        if self.bn_momentum is not None:
+            check_type("model.bn_momentum", self.bn_momentum, float)
+            check_number("model.bn_momentum", self.bn_momentum, 0, 1, high_open=True)
+
 
 @dataclasses.dataclass
 class DataConfig:
@@ -101,7 +84,12 @@ class DataConfig:
     the others read `root` with `kerasseg.data.load_dataset` ("folder":
     `root/<split>/images` + `root/<split>/masks`). `num_classes` None takes
     the dataset's own count. Training crops are `image_size`, after a random
-    scale in `scale_range`.
+    scale in `scale_range`; `resize` first resizes every image and mask of
+    the splits to `image_size` (aspect not kept), as a fixed-input model such
+    as a portrait model sees a photo. `copy_paste` is the chance that a
+    training example gets the `paste_class` pixels of another pasted on, at a
+    height in `paste_scale` of its own, and `blur` the chance of a Gaussian
+    blur (`kerasseg.data.pipeline`): portrait augmentation.
     """
 
     dataset: str = "synthetic"
@@ -115,8 +103,43 @@ class DataConfig:
     scale_range: tuple = (0.5, 2.0)
     num_train_images: int | None = None
     num_val_images: int | None = None
-    ignore_label: int = 255
+    ignore_label: int = IGNORE_LABEL
     seed: int = 0
+    resize: bool = False
+    copy_paste: float = 0.0
+    paste_scale: tuple = (0.5, 1.0)
+    paste_class: int = 1
+    blur: float = 0.0
+
+    def check(self):
+        check_choice("data.dataset", self.dataset, DATASETS)
+        if self.dataset != "synthetic" and not self.root:
+            raise ValueError(f"`data.root` is required when data.dataset={self.dataset!r}. "
+                             "Received: data.root=None")
+        if self.num_classes is not None:
+            check_positive_int("data.num_classes", self.num_classes)
+        self.image_size = _check_pair(
+            "data.image_size", self.image_size, "[height, width], integers >= 32",
+            lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 32)
+        self.scale_range = _check_pair(
+            "data.scale_range", self.scale_range, "[min, max] with 0 < min <= max",
+            lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0,
+            ordered=True, convert=float)
+        check_positive_int("data.batch_size", self.batch_size)
+        for name in ("num_train_images", "num_val_images"):
+            if getattr(self, name) is not None:
+                check_positive_int(f"data.{name}", getattr(self, name))
+        check_positive_int("data.ignore_label", self.ignore_label, 0)
+        check_positive_int("data.seed", self.seed, 0)
+        check_type("data.augment", self.augment, bool)
+        check_type("data.resize", self.resize, bool)
+        for name in ("copy_paste", "blur"):
+            check_number(f"data.{name}", getattr(self, name), 0, 1)
+        self.paste_scale = _check_pair(
+            "data.paste_scale", self.paste_scale, "[min, max] with 0 < min <= max",
+            lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0,
+            ordered=True, convert=float)
+        check_positive_int("data.paste_class", self.paste_class, 0)
 
 
 @dataclasses.dataclass
@@ -137,6 +160,24 @@ class OptimizerConfig:
     decay_at: tuple = (2 / 3, 8 / 9)
     decay_rate: float = 0.1
 
+    def check(self):
+        check_choice("optimizer.name", self.name, OPTIMIZERS)
+        check_number("optimizer.learning_rate", self.learning_rate, 0, low_open=True)
+        for name in ("momentum", "weight_decay", "power", "end_learning_rate"):
+            check_number(f"optimizer.{name}", getattr(self, name), 0)
+        if self.clipnorm is not None:
+            check_number("optimizer.clipnorm", self.clipnorm, 0, low_open=True)
+        check_positive_int("optimizer.warmup_steps", self.warmup_steps, 0)
+        check_choice("optimizer.schedule", self.schedule, SCHEDULES)
+        fractions = self.decay_at
+        if (not isinstance(fractions, (list, tuple)) or not all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v < 1
+                for v in fractions) or list(fractions) != sorted(fractions)):
+            raise ValueError("`optimizer.decay_at` must be increasing fractions of the run in "
+                             f"(0, 1). Received: optimizer.decay_at={fractions!r}")
+        self.decay_at = tuple(float(v) for v in fractions)
+        check_number("optimizer.decay_rate", self.decay_rate, 0, 1, low_open=True)
+
 
 @dataclasses.dataclass
 class LossConfig:
@@ -150,6 +191,10 @@ class LossConfig:
 
     name: str = "cross_entropy"
     args: dict = dataclasses.field(default_factory=dict)
+
+    def check(self):
+        check_type("loss.name", self.name, str)
+        check_type("loss.args", self.args, dict)
 
 
 @dataclasses.dataclass
@@ -171,6 +216,18 @@ class TrainingConfig:
     precision: str = "auto"
     seed: int = 0
     verbose: int = 1
+
+    def check(self):
+        check_positive_int("training.epochs", self.epochs)
+        if self.steps_per_epoch is not None:
+            check_positive_int("training.steps_per_epoch", self.steps_per_epoch)
+        check_positive_int("training.checkpoint_every", self.checkpoint_every)
+        check_type("training.validate", self.validate, bool)
+        check_type("training.output_dir", self.output_dir, str)
+        check_choice("training.strategy", self.strategy, STRATEGIES)
+        check_choice("training.precision", self.precision, PRECISIONS)
+        check_positive_int("training.seed", self.seed, 0)
+        check_positive_int("training.verbose", self.verbose, 0)
 
 
 _SECTIONS = {
@@ -197,8 +254,8 @@ class Config:
 
     @property
     def task(self):
-        """"semantic" or "panoptic", from the model (see `model_task`)."""
-        return model_task(self.model.name)
+        """The task name ("semantic", "panoptic", "binary"), from the model and data."""
+        return config_task_name(self.model.name, self.data.dataset, self.data.num_classes)
 
     @classmethod
     def from_dict(cls, values, source="config"):
@@ -216,13 +273,16 @@ class Config:
                                  f"{section!r}")
             fields = {f.name for f in dataclasses.fields(section_cls)}
             _check_keys(f"{source}: section `{name}`", section, fields)
-            sections[name] = section
+            sections[name] = dict(section)
         model = sections["model"]
         if model.get("name", ModelConfig.name) != ModelConfig.name:
             # The default args are the default model's: another model starts from none.
             model.setdefault("args", {})
-            if isinstance(model["name"], str) and model_task(model["name"]) == "panoptic":
-                for name, defaults in PANOPTIC_DEFAULTS.items():
+            if isinstance(model["name"], str):
+                data = sections["data"]
+                task = config_task_name(model["name"], data.get("dataset", DataConfig.dataset),
+                                        data.get("num_classes"))
+                for name, defaults in TASKS[task].defaults.items():
                     sections[name] = {**defaults, **sections[name]}
         sections = {name: _SECTIONS[name](**section) for name, section in sections.items()}
         try:
@@ -248,6 +308,7 @@ class Config:
         values = dataclasses.asdict(self)
         values["data"]["image_size"] = list(self.data.image_size)
         values["data"]["scale_range"] = list(self.data.scale_range)
+        values["data"]["paste_scale"] = list(self.data.paste_scale)
         values["optimizer"]["decay_at"] = list(self.optimizer.decay_at)
         return values
 
@@ -268,91 +329,27 @@ class Config:
         return path
 
     def validate(self):
-        model, data, optimizer, loss, training = (
-            self.model, self.data, self.optimizer, self.loss, self.training
-        )
-        _check_type("model.name", model.name, str)
-        _check_type("model.args", model.args, dict)
-        if model.bn_momentum is not None and (
-                isinstance(model.bn_momentum, bool) or not isinstance(model.bn_momentum, float)
-                or not 0 <= model.bn_momentum < 1):
-            raise ValueError("`model.bn_momentum` must be None or a float in [0, 1). "
-                             f"Received: model.bn_momentum={model.bn_momentum!r}")
-        check_choice("data.dataset", data.dataset, DATASETS)
-        if data.dataset != "synthetic" and not data.root:
-            raise ValueError(f"`data.root` is required when data.dataset={data.dataset!r}. "
-                             "Received: data.root=None")
-        if data.num_classes is not None:
-            _check_int("data.num_classes", data.num_classes, 2)
-        size = data.image_size
-        if (not isinstance(size, (list, tuple)) or len(size) != 2
-                or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 32
-                           for v in size)):
-            raise ValueError("`data.image_size` must be [height, width], integers >= 32. "
-                             f"Received: data.image_size={size!r}")
-        data.image_size = tuple(size)
-        scales = data.scale_range
-        if (not isinstance(scales, (list, tuple)) or len(scales) != 2
-                or not all(isinstance(v, (int, float)) and not isinstance(v, bool)
-                           for v in scales) or not 0 < scales[0] <= scales[1]):
-            raise ValueError("`data.scale_range` must be [min, max] with 0 < min <= max. "
-                             f"Received: data.scale_range={scales!r}")
-        data.scale_range = tuple(float(v) for v in scales)
-        _check_int("data.batch_size", data.batch_size, 1)
-        for name in ("num_train_images", "num_val_images"):
-            if getattr(data, name) is not None:
-                _check_int(f"data.{name}", getattr(data, name), 1)
-        _check_int("data.ignore_label", data.ignore_label, 0)
-        _check_int("data.seed", data.seed, 0)
-        _check_type("data.augment", data.augment, bool)
-        check_choice("optimizer.name", optimizer.name, OPTIMIZERS)
-        for name in ("learning_rate", "momentum", "weight_decay", "power", "end_learning_rate"):
-            value = getattr(optimizer, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-                raise ValueError(f"`optimizer.{name}` must be a number >= 0. "
-                                 f"Received: optimizer.{name}={value!r}")
-        if optimizer.learning_rate <= 0:
-            raise ValueError("`optimizer.learning_rate` must be > 0. "
-                             f"Received: optimizer.learning_rate={optimizer.learning_rate!r}")
-        _check_int("optimizer.warmup_steps", optimizer.warmup_steps, 0)
-        check_choice("optimizer.schedule", optimizer.schedule, SCHEDULES)
-        fractions = optimizer.decay_at
-        if (not isinstance(fractions, (list, tuple)) or not all(
-                isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v < 1
-                for v in fractions) or list(fractions) != sorted(fractions)):
-            raise ValueError("`optimizer.decay_at` must be increasing fractions of the run in "
-                             f"(0, 1). Received: optimizer.decay_at={fractions!r}")
-        optimizer.decay_at = tuple(float(v) for v in fractions)
-        if isinstance(optimizer.decay_rate, bool) or not isinstance(
-                optimizer.decay_rate, (int, float)) or not 0 < optimizer.decay_rate <= 1:
-            raise ValueError("`optimizer.decay_rate` must be a number in (0, 1]. "
-                             f"Received: optimizer.decay_rate={optimizer.decay_rate!r}")
-        _check_type("loss.name", loss.name, str)
-        _check_type("loss.args", loss.args, dict)
-        if self.task == "panoptic":
-            check_choice("data.dataset", data.dataset, PANOPTIC_DATASETS)
-            if loss.name != "lpsnet":
-                raise ValueError("A panoptic model trains with `loss.name` 'lpsnet'. "
-                                 f"Received: loss.name={loss.name!r}")
-            ranges = loss.args.get("size_ranges")
-            if ranges is not None and (
-                    not isinstance(ranges, (list, tuple)) or len(ranges) != 5
-                    or not all(isinstance(r, (list, tuple)) and len(r) == 2 and 0 <= r[0] < r[1]
-                               for r in ranges)):
-                raise ValueError("`loss.args.size_ranges` must be 5 [low, high] pixel ranges, "
-                                 f"one per box level P3..P7. Received: {ranges!r}")
-        _check_int("training.epochs", training.epochs, 1)
-        if training.steps_per_epoch is not None:
-            _check_int("training.steps_per_epoch", training.steps_per_epoch, 1)
-        _check_int("training.checkpoint_every", training.checkpoint_every, 1)
-        _check_type("training.validate", training.validate, bool)
-        _check_type("training.output_dir", training.output_dir, str)
-        from kerasseg.train.strategy import PRECISIONS, STRATEGIES
+        """Validates every section, then what the task requires of them."""
+        for section in (self.model, self.data, self.optimizer, self.loss, self.training):
+            section.check()
+        TASKS[self.task].check(self)
 
-        check_choice("training.strategy", training.strategy, STRATEGIES)
-        check_choice("training.precision", training.precision, PRECISIONS)
-        _check_int("training.seed", training.seed, 0)
-        _check_int("training.verbose", training.verbose, 0)
+
+def as_config(config):
+    """`config` as a `Config`: a Config, a dict of sections or a YAML/JSON path."""
+    if isinstance(config, Config):
+        return config
+    if isinstance(config, dict):
+        return Config.from_dict(config)
+    return Config.load(config)
+
+
+def _check_pair(argument, value, expected, valid_item, ordered=False, convert=None):
+    """A 2-element list/tuple of valid items (increasing when `ordered`), as a tuple."""
+    if (not isinstance(value, (list, tuple)) or len(value) != 2
+            or not all(valid_item(v) for v in value) or (ordered and value[0] > value[1])):
+        raise ValueError(f"`{argument}` must be {expected}. Received: {argument}={value!r}")
+    return tuple(convert(v) for v in value) if convert else tuple(value)
 
 
 def _check_keys(where, values, valid):
@@ -360,14 +357,3 @@ def _check_keys(where, values, valid):
     if unknown:
         raise ValueError(f"{where}: unknown key(s) {', '.join(map(repr, unknown))}. "
                          f"Valid keys: {', '.join(map(repr, valid))}")
-
-
-def _check_type(name, value, expected):
-    if not isinstance(value, expected):
-        raise ValueError(f"`{name}` must be of type {expected.__name__}. "
-                         f"Received: {name}={value!r}")
-
-
-def _check_int(name, value, minimum):
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"`{name}` must be an integer >= {minimum}. Received: {name}={value!r}")

@@ -11,7 +11,7 @@ one (`BatchNormalization(synchronized=True)`, passed to the builders as
 
 On a GPU, training runs under the `mixed_float16` policy. Keras then wraps the
 optimizer in `keras.optimizers.LossScaleOptimizer` by itself at `compile`
-(tested in tests/test_distribute.py), so loss scaling needs no code here.
+(tested in tests/train/test_strategy.py), so loss scaling needs no code here.
 """
 
 import json
@@ -19,6 +19,7 @@ import os
 
 import keras
 import tensorflow as tf
+from keras import ops
 
 from kerasseg.utils import check_choice
 
@@ -117,3 +118,22 @@ def set_precision(precision="auto"):
     policy = choose_precision(precision)
     keras.config.set_dtype_policy(policy)
     return policy
+
+
+@keras.saving.register_keras_serializable(package="kerasseg")
+class PerWorkerLogs(keras.Model):
+    """A functional model whose train/test steps return logs of shape (1,).
+
+    Keras 3.15 `fit` under MultiWorkerMirroredStrategy reduces the scalar logs
+    with `strategy.reduce("MEAN", v, axis=0)`, which fails on scalars, and
+    its symbolic build reduces the (x, y) tuple, which MWMS cannot. Giving the
+    logs a leading axis fixes the first; building this wrapper outside the
+    strategy scope (the layers and variables are the original model's,
+    created inside it) skips the second.
+    """
+
+    def train_step(self, data):
+        return {key: ops.expand_dims(value, 0) for key, value in super().train_step(data).items()}
+
+    def test_step(self, data):
+        return {key: ops.expand_dims(value, 0) for key, value in super().test_step(data).items()}

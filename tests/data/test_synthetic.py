@@ -168,4 +168,5 @@ def test_public_data_api_resolves():
     for name in data._LAZY_ATTRIBUTES:
         assert getattr(data, name) is not None, name
     assert data.synthetic_dataset is synthetic.synthetic_dataset
-    assert set(data.DATASETS) == {"voc", "cityscapes", "ade20k", "coco_panoptic", "folder"}
+    assert set(data.DATASETS) == {"voc", "cityscapes", "ade20k", "coco_panoptic", "folder",
+                                  "camvid", "binary", "people"}

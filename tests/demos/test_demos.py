@@ -35,8 +35,8 @@ def _video_frames(path):
 
 @pytest.fixture(scope="module")
 def portrait_tflite(tmp_path_factory):
+    from kerasseg import portrait_model
     from kerasseg.export import to_tflite
-    from kerasseg.portrait import portrait_model
 
     model = portrait_model(input_shape=(64, 64, 3), head_filters=8,
                            backbone_kwargs={"alpha": 0.35})

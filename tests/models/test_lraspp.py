@@ -86,8 +86,9 @@ def test_rejects_bad_arguments(arguments, match):
 def test_portrait_tflite_builtin_only_and_close_to_keras(size, quantization, tmp_path):
     from ai_edge_litert.interpreter import Interpreter
 
+    from kerasseg.data.synthetic import make_portrait_scene
     from kerasseg.export import to_tflite
-    from kerasseg.portrait import make_portrait_scene, portrait_model
+    from kerasseg.models.portrait import portrait_model
 
     model = portrait_model("lraspp_mobilenetv3small", input_shape=(*size, 3))
     images = np.stack([make_portrait_scene(seed, *size)[0] for seed in range(4)]).astype(

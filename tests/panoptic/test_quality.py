@@ -112,7 +112,7 @@ def test_keras_metric_accumulates_like_numpy():
     import keras
     import tensorflow as tf
 
-    from kerasseg.metrics import PanopticQuality
+    from kerasseg.panoptic import PanopticQuality
 
     gt, pred = scene()
     perfect = gt.copy()

@@ -199,11 +199,11 @@ def test_cityscapes_instance_ids_reader(tmp_path):
     np.testing.assert_array_equal(panoptic, [[0, 0, 13001], [13002, 13002, 12000], [-1, 0, 13001]])
 
 
-def test_coco_panoptic_dataset_feeds_lpsnet_targets(tmp_path):
-    from kerasseg.panoptic import coco_panoptic_dataset, panoptic_dataset
+def test_coco_panoptic_pairs_feed_lpsnet_targets(tmp_path):
+    from kerasseg.panoptic import coco_panoptic_pairs, panoptic_dataset
 
     write_coco_panoptic(tmp_path, "val")
-    dataset, things = coco_panoptic_dataset(tmp_path, "val")
+    dataset, things = coco_panoptic_pairs(tmp_path, "val")
     assert things == (0,)
     image, panoptic = next(iter(dataset))
     assert image.shape == (64, 64, 3) and panoptic[10, 10] == 1 and panoptic[0, 0] == 1000

@@ -63,6 +63,29 @@ def test_predictions_match_keras(model, artifacts, kind):
     np.testing.assert_allclose(segmenter.predict_logits(other), expected, atol=1e-4)
 
 
+@pytest.mark.parametrize("kind", ["tflite", "onnx"])
+def test_tiles_scales_and_flips_are_the_keras_paths(model, artifacts, kind):
+    # One inference path: tiles of the model's own size go into the file
+    # unresized, so the exported model and Keras must blend the same tiles.
+    from kerasseg.inference import predict
+
+    segmenter = Segmenter.load(artifacts[kind])
+    image = tiny.images(batch=1, size=(90, 100), seed=5)[0]
+    options = {"tile_size": SIZE, "overlap": 0.25, "scales": (0.75, 1.0), "flip": True}
+    expected = predict(model, image, **options)
+    np.testing.assert_allclose(segmenter.predict_proba(image, **options), expected, atol=1e-4)
+    labels = segmenter.predict(image, **options)
+    assert labels.shape == (90, 100) and np.mean(labels == expected.argmax(-1)) >= 0.999
+
+
+def test_labels_output_refuses_averaging_options(model, tmp_path):
+    path = to_tflite(model, tmp_path / "labels.tflite", SIZE, output="labels")
+    segmenter = Segmenter.load(path)
+    assert segmenter.predict(tiny.images(batch=1)[0]).shape == SIZE
+    with pytest.raises(ValueError, match="outputs labels only.*'flip'"):
+        segmenter.predict(tiny.images(batch=1)[0], flip=True)
+
+
 def test_resize_bilinear_matches_tensorflow():
     rng = np.random.default_rng(0)
     x = rng.uniform(0, 255, (2, 13, 17, 3)).astype("float32")

@@ -1,12 +1,12 @@
-"""tf.data plumbing: panoptic ground truth -> LPSNet training targets."""
+"""Panoptic datasets: (image, panoptic id map) pairs from the synthetic scenes,
+COCO panoptic and Cityscapes, and the tf.data map to LPSNet's training targets."""
 
-import keras
 import numpy as np
 import tensorflow as tf
 
+from kerasseg.data.labels import IGNORE_LABEL
 from kerasseg.panoptic.targets import (
     FCOS_SIZE_RANGES,
-    IGNORE_LABEL,
     LABEL_DIVISOR,
     LEVELS,
     compose_panoptic,
@@ -107,7 +107,7 @@ def _generator_dataset(pairs):
         tf.TensorSpec((None, None, 3), tf.float32), tf.TensorSpec((None, None), tf.int32)))
 
 
-def coco_panoptic_dataset(root, split="train", label_divisor=LABEL_DIVISOR):
+def coco_panoptic_pairs(root, split="train", label_divisor=LABEL_DIVISOR):
     """COCO panoptic 2017 as (image, panoptic id map) pairs.
 
     Layout: `annotations/panoptic_{split}2017.json`, its PNGs in
@@ -141,12 +141,12 @@ def _coco_panoptic(root, split, label_divisor):
     return _generator_dataset(pairs), len(category_map), thing_classes
 
 
-def cityscapes_panoptic_dataset(root, split="train", label_divisor=LABEL_DIVISOR):
+def cityscapes_panoptic_pairs(root, split="train", label_divisor=LABEL_DIVISOR):
     """Cityscapes as (image, panoptic id map) pairs, from `gtFine/*_instanceIds.png`.
 
     Layout: `leftImg8bit/{split}/<city>/*_leftImg8bit.png` and
     `gtFine/{split}/<city>/*_gtFine_instanceIds.png`; 19 train ids, things
-    `kerasseg.panoptic.readers.CITYSCAPES_THING_CLASSES`.
+    `kerasseg.data.labels.CITYSCAPES_THING_CLASSES`.
 
     Returns:
         (dataset, thing_classes).
@@ -154,7 +154,8 @@ def cityscapes_panoptic_dataset(root, split="train", label_divisor=LABEL_DIVISOR
     import glob
     import os
 
-    from kerasseg.panoptic.readers import CITYSCAPES_THING_CLASSES, read_cityscapes_instance_ids
+    from kerasseg.data.labels import CITYSCAPES_THING_CLASSES
+    from kerasseg.panoptic.readers import read_cityscapes_instance_ids
 
     images = sorted(glob.glob(os.path.join(root, "leftImg8bit", split, "*", "*_leftImg8bit.png")))
     if not images:
@@ -176,7 +177,7 @@ def load_panoptic_split(dataset, root=None, split="train", num_images=None,
     Args:
         dataset: "synthetic" (`kerasseg.data.synthetic` scenes, drawn once and
             kept in memory), "coco_panoptic" or "cityscapes" (read from `root`
-            by `coco_panoptic_dataset` / `cityscapes_panoptic_dataset`).
+            by `coco_panoptic_pairs` / `cityscapes_panoptic_pairs`).
         root: dataset folder (not for "synthetic").
         split: split name.
         num_images: number of synthetic scenes (None: the split's default).
@@ -205,92 +206,9 @@ def load_panoptic_split(dataset, root=None, split="train", num_images=None,
     if dataset == "coco_panoptic":
         return _coco_panoptic(root, split, label_divisor)
     if dataset == "cityscapes":
-        from kerasseg.panoptic.readers import CITYSCAPES_LABEL_TO_TRAIN_ID
+        from kerasseg.data.labels import CITYSCAPES_CLASSES
 
-        pairs, thing_classes = cityscapes_panoptic_dataset(root, split, label_divisor)
-        return pairs, len(CITYSCAPES_LABEL_TO_TRAIN_ID), thing_classes
+        pairs, thing_classes = cityscapes_panoptic_pairs(root, split, label_divisor)
+        return pairs, len(CITYSCAPES_CLASSES), thing_classes
     raise ValueError("`dataset` must be one of 'synthetic', 'coco_panoptic', 'cityscapes' "
                      f"for panoptic segmentation. Received: dataset={dataset!r}")
-
-
-def evaluate_panoptic(model, dataset, num_classes, thing_classes, label_divisor=LABEL_DIVISOR,
-                      class_names=None, **merge_options):
-    """PQ, SQ, RQ and semantic scores of an LPSNet model over a dataset.
-
-    Each image goes through the model, then the numpy panoptic head
-    (`panoptic_merge`, with `merge_options`), and is scored against its
-    panoptic ground truth (`kerasseg.panoptic.quality`); the argmax of the
-    semantic output is scored against the ground truth's categories (void
-    left out) as `kerasseg.metrics.segmentation_scores`.
-
-    Args:
-        model: a model from `kerasseg.lpsnet`.
-        dataset: unbatched (image (H, W, 3), panoptic id map (H, W)) pairs, or
-            (image, {"semantic", "instances"}) as the synthetic dataset yields.
-        num_classes: number of categories.
-        thing_classes: thing category ids, in the class head's order.
-        label_divisor: panoptic id divisor.
-        class_names: names of the categories, for the semantic per-class scores.
-        **merge_options: overrides of `kerasseg.panoptic.MERGE_DEFAULTS`.
-
-    Returns:
-        The dict of `kerasseg.panoptic.quality.summarize`, plus "semantic":
-        the dict of `kerasseg.metrics.segmentation_scores` with "confusion".
-    """
-    from kerasseg import metrics
-    from kerasseg.panoptic.merge import panoptic_merge
-    from kerasseg.panoptic.quality import panoptic_statistics, summarize
-
-    stats = np.zeros((num_classes, 4))
-    confusion = np.zeros((num_classes, num_classes), np.int64)
-    for image, truth in dataset.as_numpy_iterator():
-        if isinstance(truth, dict):
-            truth = compose_panoptic(truth["semantic"], truth["instances"], thing_classes,
-                                     label_divisor)
-        outputs = {k: np.asarray(v)[0] for k, v in model(image[None], training=False).items()}
-        prediction = panoptic_merge(outputs["semantic"], outputs["class_logits"],
-                                    outputs["boxes"], outputs["borderness"], thing_classes,
-                                    label_divisor, **merge_options)
-        stats += panoptic_statistics(truth, prediction, num_classes, thing_classes,
-                                     label_divisor)
-        categories = np.where(truth < 0, IGNORE_LABEL, truth // label_divisor)
-        confusion += metrics.confusion_matrix(categories, outputs["semantic"].argmax(-1),
-                                              num_classes, IGNORE_LABEL)
-    semantic = {**metrics.segmentation_scores(confusion, class_names), "confusion": confusion}
-    return {**summarize(stats, thing_classes), "semantic": semantic}
-
-
-class PanopticValidation(keras.callbacks.Callback):
-    """Scores the panoptic head on a validation split after every epoch.
-
-    Adds "val_pq", "val_sq", "val_rq", "val_pq_things", "val_pq_stuff" and
-    "val_mean_iou" (semantic output) to the epoch's logs, for the callbacks
-    after it (checkpoints, CSV, TensorBoard). `kerasseg.train.train` uses it
-    for panoptic models.
-
-    Args:
-        dataset: unbatched (image, panoptic id map) pairs.
-        num_classes: number of categories.
-        thing_classes: thing category ids, in the class head's order.
-        label_divisor: panoptic id divisor.
-        **merge_options: overrides of `kerasseg.panoptic.MERGE_DEFAULTS`.
-    """
-
-    KEYS = ("pq", "sq", "rq", "pq_things", "pq_stuff")
-
-    def __init__(self, dataset, num_classes, thing_classes, label_divisor=LABEL_DIVISOR,
-                 **merge_options):
-        super().__init__()
-        self.dataset = dataset
-        self.num_classes = num_classes
-        self.thing_classes = tuple(thing_classes)
-        self.label_divisor = label_divisor
-        self.merge_options = merge_options
-
-    def on_epoch_end(self, epoch, logs=None):
-        if logs is None:
-            return
-        result = evaluate_panoptic(self.model, self.dataset, self.num_classes,
-                                   self.thing_classes, self.label_divisor, **self.merge_options)
-        logs.update({f"val_{key}": result[key] for key in self.KEYS})
-        logs["val_mean_iou"] = result["semantic"]["mean_iou"]

@@ -3,7 +3,7 @@ MultiWorkerMirroredStrategy workers on localhost end with equal weights, and
 the strategy and precision choices.
 
 Device layouts must be set before TensorFlow initialises, so each distributed
-run is a subprocess running this file as a script (`python test_distribute.py
+run is a subprocess running this file as a script (`python test_strategy.py
 WORKER_ARGS_JSON`).
 """
 
@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 TIMEOUT = 150  # kill guard; each run takes about 10 s on an idle 2-core machine
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def tiny_net(num_classes, input_shape=(None, None, 3), synchronized_bn=False):
@@ -36,7 +36,7 @@ def tiny_net(num_classes, input_shape=(None, None, 3), synchronized_bn=False):
 
 def tiny_config(output_dir, strategy="auto"):
     return {
-        "model": {"name": "tests.test_distribute:tiny_net", "args": {}},
+        "model": {"name": "tests.train.test_strategy:tiny_net", "args": {}},
         "data": {"image_size": [64, 64], "num_train_images": 16, "num_val_images": 4,
                  "batch_size": 4, "augment": False},
         "optimizer": {"name": "sgd", "learning_rate": 0.05, "warmup_steps": 1},

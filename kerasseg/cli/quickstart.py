@@ -56,21 +56,28 @@ def quickstart(output_dir="quickstart_output", epochs=None, fast=False, num_over
         "export" (TFLite path and label agreement with Keras),
         and "seconds" per step.
     """
+    from kerasseg.cli.reports import baseline_verdict, save_evaluation, save_overlays
     from kerasseg.data.synthetic import CLASS_NAMES, PALETTE
     from kerasseg.metrics import scores_table
     from kerasseg.train import evaluate, split_dataset, train
-    from kerasseg.train.cli import save_evaluation, save_overlays
 
     config = quickstart_config(output_dir, epochs, fast)
     results, seconds = {}, {}
 
     # === Train ===
+    data, training = config.data, config.training
+    print(f"kerasseg quickstart: 1/3 training {config.model.name} "
+          f"({config.model.args['backbone']}) on {data.num_train_images} synthetic "
+          f"{data.image_size[0]}x{data.image_size[1]} street scenes for {training.epochs} "
+          f"epoch(s) into {output_dir}", flush=True)
     start = time.perf_counter()
     trained = train(config)
     results["train"], seconds["train"] = trained, time.perf_counter() - start
     model = trained.model
 
     # === Evaluate ===
+    print(f"kerasseg quickstart: 2/3 evaluating on {data.num_val_images} validation scenes",
+          flush=True)
     start = time.perf_counter()
     dataset = split_dataset(config, config.data.val_split)
     scores = evaluate(model, dataset, len(CLASS_NAMES), config.data.ignore_label, CLASS_NAMES)
@@ -79,8 +86,13 @@ def quickstart(output_dir="quickstart_output", epochs=None, fast=False, num_over
     save_overlays(model, dataset, eval_dir, num_overlays, PALETTE)
     results["evaluate"], seconds["evaluate"] = scores, time.perf_counter() - start
     print(scores_table(scores))
+    verdict = baseline_verdict(scores)
+    if verdict:
+        print(verdict)
 
     # === Export ===
+    print("kerasseg quickstart: 3/3 exporting to TFLite and running the file without "
+          "TensorFlow", flush=True)
     start = time.perf_counter()
     results["export"] = _export(model, dataset, config, output_dir, CLASS_NAMES, PALETTE)
     seconds["export"] = time.perf_counter() - start

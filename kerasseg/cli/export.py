@@ -55,7 +55,7 @@ def _calibration_images(source, image_size, steps):
     names = sorted(n for n in os.listdir(source)
                    if n.lower().endswith((".png", ".jpg", ".jpeg", ".bmp")))[:steps]
     if not names:
-        raise SystemExit(f"--calibration: no .png/.jpg images in {source!r}")
+        raise ValueError(f"--calibration: no .png/.jpg images in {source!r}")
     images = [cv2.cvtColor(cv2.imread(os.path.join(source, n)), cv2.COLOR_BGR2RGB)
               for n in names]
     return np.concatenate([resize_bilinear(im[None].astype("float32"), image_size)
@@ -67,7 +67,7 @@ def _int8_calibration(args, model, image_size):
     from kerasseg.export.common import fixed_image_size
 
     if args.calibration is None:
-        raise SystemExit("--precision int8 needs --calibration DIR|synthetic: images like the "
+        raise ValueError("--precision int8 needs --calibration DIR|synthetic: images like the "
                          "ones the model will see set the int8 scales")
     return _calibration_images(args.calibration, fixed_image_size(model, image_size),
                                args.calibration_steps)

@@ -67,15 +67,15 @@ def test_panoptic_config_errors(values, message):
 
 def test_loss_and_thing_classes_come_from_the_dataset():
     from kerasseg.panoptic.losses import LOSS_WEIGHTS
-    from kerasseg.train import _loss, build_model
+    from kerasseg.train import TASKS, build_model
 
     config = Config.from_dict({"model": TINY_MODEL})
-    losses, weights = _loss(config)
+    losses, weights = TASKS["panoptic"].loss(config)
     assert set(losses) == {"semantic", "class_logits", "boxes", "borderness"}
     assert weights == LOSS_WEIGHTS["coco"]
     cityscapes = Config.from_dict({"model": TINY_MODEL,
                                    "data": {"dataset": "cityscapes", "root": "x"}})
-    assert _loss(cityscapes)[1] == LOSS_WEIGHTS["cityscapes"]
+    assert TASKS["panoptic"].loss(cityscapes)[1] == LOSS_WEIGHTS["cityscapes"]
     model = build_model(config, NUM_CLASSES, thing_classes=THING_CLASSES)
     assert model.output["class_logits"].shape[-1] == len(THING_CLASSES)
     wrong = Config.from_dict({"model": {**TINY_MODEL, "args": {
@@ -88,16 +88,22 @@ def test_loss_and_thing_classes_come_from_the_dataset():
 
 
 def test_augmented_stream_targets_agree_with_their_semantic_map(tmp_path):
-    from kerasseg.panoptic.targets import IGNORE_LABEL, level_points
-    from kerasseg.train import _training_stream, split_dataset
+    from kerasseg.data.labels import IGNORE_LABEL
+    from kerasseg.panoptic.targets import level_points
+    from kerasseg.train import TASKS, load_split
+    from kerasseg.train.datasets import training_stream
 
     config = Config.from_dict(tiny_config(tmp_path))
-    pairs = split_dataset(config, "train")
+    data = load_split(config, "train")
+    pairs = data.dataset
     image, panoptic = next(iter(pairs))
     assert image.shape == (64, 64, 3) and panoptic.dtype == np.int32
     assert set(np.unique(panoptic.numpy() // 1000)) <= set(range(NUM_CLASSES))
-    _, targets = next(iter(_training_stream(pairs, config, seed=0, steps=2,
-                                            thing_classes=THING_CLASSES)))
+    assert data.thing_classes == THING_CLASSES
+    task = TASKS["panoptic"]
+    _, targets = next(iter(training_stream(pairs, config, seed=0, steps=2,
+                                           pad_label=task.pad_label(config),
+                                           targets=task.targets(config, data))))
     semantic = targets["semantic"].numpy()
     classes = targets["class_logits"].numpy()
     boxes = targets["boxes"].numpy()
@@ -137,7 +143,8 @@ def _cityscapes_layout(root, split):
 ])
 def test_dataset_readers_feed_the_training_stream(tmp_path, dataset, layout, num_classes,
                                                    things, code):
-    from kerasseg.train import _panoptic_split, _training_stream
+    from kerasseg.train import TASKS, load_split
+    from kerasseg.train.datasets import training_stream
 
     layout(tmp_path, "train")
     config = Config.from_dict({
@@ -146,9 +153,11 @@ def test_dataset_readers_feed_the_training_stream(tmp_path, dataset, layout, num
                                       "scale_range": [1.0, 1.0]},
         "loss": {"args": {"size_ranges": SIZE_RANGES}},
     })
-    pairs, classes, thing_classes = _panoptic_split(config, "train")
-    assert (classes, thing_classes) == (num_classes, things)
-    _, targets = next(iter(_training_stream(pairs, config, 0, 1, thing_classes)))
+    data = load_split(config, "train")
+    assert (data.num_classes, data.thing_classes) == (num_classes, things)
+    task = TASKS["panoptic"]
+    _, targets = next(iter(training_stream(data.dataset, config, 0, 1, task.pad_label(config),
+                                           task.targets(config, data))))
     semantic = targets["semantic"].numpy()
     # 50x70 images padded to 64 rows with void, cropped to 64 columns.
     assert semantic.shape == (2, 64, 64) and (semantic[:, 50:] == 255).all()
@@ -234,5 +243,6 @@ def test_train_resume_and_evaluate_through_the_cli(tmp_path, monkeypatch, capsys
     for key in ("pq", "sq", "rq", "pq_things", "pq_stuff"):
         assert scores[key] == pytest.approx(expected[key]), key
 
-    with pytest.raises(ValueError, match="semantic models only"):
-        main(["evaluate", "--model", str(run / "model.keras"), "--flip"])
+    capsys.readouterr()
+    assert main(["evaluate", "--model", str(run / "model.keras"), "--flip"]) == 2
+    assert "semantic models only" in capsys.readouterr().err

@@ -1,0 +1,87 @@
+"""Arguments several commands share: the run config with overrides, the
+inference options, and loading the model to run."""
+
+import os
+
+import yaml
+
+from kerasseg.configs import list_recipes, recipe_path
+
+
+def add_config_arguments(parser, required):
+    """`--config FILE` and repeatable `--set SECTION.KEY=VALUE` overrides."""
+    parser.add_argument("--config", required=required,
+                        help="YAML or JSON config file, or a recipe name such as camvid_segnet"
+                             + ("" if required else " (defaults if omitted)"))
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+        help="override one config value (YAML syntax), e.g. --set optimizer.name=adamw",
+    )
+
+
+def recipe_or_path(config):
+    """`--config`: a file, or the name of a shipped recipe (`kerasseg.configs`)."""
+    if not os.path.exists(config) and config.removesuffix(".yaml") in list_recipes():
+        return recipe_path(config)
+    return config
+
+
+def load_config(args):
+    """The config of `--config` with `--set` (and, where the command has them,
+    `--output-dir` and `--epochs`) applied."""
+    from kerasseg.train import Config
+
+    config = Config.load(recipe_or_path(args.config)) if args.config else Config()
+    changes = {}
+    for item in args.set:
+        key, sep, value = item.partition("=")
+        section, dot, field = key.partition(".")
+        if not sep or not dot:
+            raise ValueError(f"--set expects SECTION.KEY=VALUE. Received: {item!r}")
+        changes.setdefault(section, {})[field] = yaml.safe_load(value)
+    if getattr(args, "output_dir", None):
+        changes.setdefault("training", {})["output_dir"] = args.output_dir
+    if getattr(args, "epochs", None):
+        changes.setdefault("training", {})["epochs"] = args.epochs
+    return config.replace(**changes) if changes else config
+
+
+def add_inference_arguments(parser):
+    """The inference options `evaluate` and `predict` share."""
+    parser.add_argument("--tile-size", type=int, nargs=2, metavar=("HEIGHT", "WIDTH"),
+                        help="sliding-window inference with tiles of this size")
+    parser.add_argument("--overlap", type=float, default=1 / 3, help="tile overlap fraction")
+    parser.add_argument("--weighting", default="gaussian", choices=("gaussian", "uniform"),
+                        help="tile blending window")
+    parser.add_argument("--scales", type=float, nargs="+", default=[1.0],
+                        help="multi-scale inference: resize factors to average over")
+    parser.add_argument("--flip", action="store_true", help="also average the mirrored image")
+    parser.add_argument("--alpha", type=float, default=0.5, help="overlay opacity")
+
+
+def inference_options(args):
+    return {
+        "tile_size": tuple(args.tile_size) if args.tile_size else None,
+        "overlap": args.overlap,
+        "weighting": args.weighting,
+        "scales": tuple(args.scales),
+        "flip": args.flip,
+    }
+
+
+def load_predictor(path):
+    """A `.keras` model (safe mode, not compiled), or an exported file as a
+    `kerasseg.runtime.Segmenter`."""
+    from kerasseg.runtime import Segmenter
+    from kerasseg.saving import load_model
+
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"--model: no such file: {path}")
+    if path.endswith(".keras"):
+        return load_model(path)
+    return Segmenter.load(path)
+
+
+def is_panoptic(model):
+    """Whether `model` is a Keras model with a dict of outputs (LPSNet)."""
+    return isinstance(getattr(model, "output", None), dict)

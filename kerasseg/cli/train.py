@@ -1,0 +1,28 @@
+"""`kerasseg train`: train from a YAML/JSON config (resumes killed runs).
+
+    kerasseg train --config run.yaml --set training.epochs=5 --output-dir runs/a
+    kerasseg train --config run.yaml --validate-data   # check every file first
+"""
+
+from kerasseg.cli.options import add_config_arguments, load_config
+
+
+def add_arguments(parser):
+    add_config_arguments(parser, required=False)
+    parser.add_argument("--output-dir", help="run directory (overrides training.output_dir)")
+    parser.add_argument("--epochs", type=int, help="overrides training.epochs")
+    parser.add_argument("--validate-data", action="store_true",
+                        help="decode every file of the train and val splits first and list "
+                             "every bad one (as `kerasseg validate`)")
+
+
+def run(args):
+    from kerasseg.cli.validate import validate_splits
+    from kerasseg.train import train
+
+    config = load_config(args)
+    if args.validate_data:
+        validate_splits(config, (config.data.train_split, config.data.val_split))
+    result = train(config)
+    print(f"Run directory: {result.run_dir}")
+    return 0

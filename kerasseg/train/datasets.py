@@ -1,0 +1,100 @@
+"""The data of a run: semantic splits, the training stream, validation batches."""
+
+import tensorflow as tf
+
+from kerasseg.data.augment import pipeline
+from kerasseg.data.readers import BINARY_DATASETS, DATASET_CLASSES, load_dataset
+from kerasseg.data.synthetic import NUM_CLASSES as SYNTHETIC_CLASSES
+from kerasseg.data.synthetic import synthetic_dataset
+
+
+def resolve_num_classes(config):
+    """`data.num_classes`, or the dataset's own class count."""
+    data = config.data
+    if data.num_classes:
+        return data.num_classes
+    if data.dataset == "synthetic":
+        return SYNTHETIC_CLASSES
+    if data.dataset in BINARY_DATASETS:
+        return 1  # one foreground class: a one-channel model
+    if data.dataset in DATASET_CLASSES:
+        return len(DATASET_CLASSES[data.dataset])
+    raise ValueError(
+        f"`data.num_classes` is required for data.dataset={data.dataset!r}. "
+        "Received: data.num_classes=None"
+    )
+
+
+def semantic_split(config, split):
+    """Unbatched dataset of (image float32 [0, 255], mask int32) for `split`."""
+    data = config.data
+    if data.dataset == "synthetic":
+        count = data.num_train_images if split == data.train_split else data.num_val_images
+        dataset = synthetic_dataset(split, count, data.image_size, seed=data.seed)
+        # Scenes are drawn in Python: draw once, keep them (as uint8) in memory.
+        dataset = dataset.map(lambda image, mask: (tf.cast(image, tf.uint8), mask)).cache()
+        return dataset.map(lambda image, mask: (tf.cast(image, tf.float32), mask))
+    options = {}
+    if data.dataset == "folder":
+        options = {"num_classes": resolve_num_classes(config), "ignore_label": data.ignore_label}
+    dataset = load_dataset(data.dataset, data.root, split, **options)
+    return dataset.map(resize_example(data.image_size)) if data.resize else dataset
+
+
+def resize_example(size):
+    """A map function resizing (image, mask) to `size`: bilinear, nearest."""
+
+    def resize(image, mask):
+        image = tf.image.resize(image, size, method="bilinear")
+        mask = tf.image.resize(mask[..., None], size, method="nearest")[..., 0]
+        return tf.ensure_shape(image, (*size, 3)), tf.ensure_shape(mask, size)
+
+    return resize
+
+
+def validation_batches(config, dataset):
+    """`dataset` in batches of `data.batch_size`; images of different sizes are
+    padded to the batch's largest, masks with the ignore label."""
+    data = config.data
+    if dataset.element_spec[0].shape.is_fully_defined():
+        return dataset.batch(data.batch_size)
+    return pipeline(dataset, training=False, batch_size=data.batch_size,
+                    ignore_label=data.ignore_label)
+
+
+def training_stream(images, config, seed, steps, pad_label, targets=None):
+    """Shuffled, augmented batches for `steps` steps.
+
+    Each pass over the data is shuffled with its own fixed seed, and example i
+    of the stream is augmented with seed (seed, i): a `reshuffle_each_iteration`
+    shuffle draws another order once the dataset is distributed, so one device
+    and several would not see the same data. Augmented masks are padded with
+    `pad_label`; `targets`, if given, maps each augmented example to the
+    model's targets (a task's `targets`).
+    """
+    data = config.data
+    count = int(images.cardinality())
+    buffer = min(count, 1024) if count > 0 else 1024
+    stream = images.shuffle(buffer, seed=seed, reshuffle_each_iteration=False)
+    # Unknown size: repeat one shuffled order rather than guess the passes needed.
+    passes = -(-steps * data.batch_size // count) + 1 if count > 0 else 1
+    if count < 0:
+        stream = stream.repeat()
+    for index in range(1, passes):
+        stream = stream.concatenate(
+            images.shuffle(buffer, seed=seed + index, reshuffle_each_iteration=False)
+        )
+    if data.augment:
+        stream = pipeline(
+            stream, training=True, crop_size=data.image_size, seed=seed, shuffle_buffer=0,
+            min_scale=data.scale_range[0], max_scale=data.scale_range[1],
+            ignore_label=pad_label, reseed_each_epoch=False, prefetch=False,
+            copy_paste=data.copy_paste, paste_scale=data.paste_scale,
+            paste_class=data.paste_class, blur=data.blur,
+        )
+    if targets is not None:
+        stream = stream.map(targets, num_parallel_calls=tf.data.AUTOTUNE)
+    options = tf.data.Options()
+    # Shard batches, not files: the datasets are not file-based throughout.
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return stream.batch(data.batch_size, drop_remainder=True).prefetch(2).with_options(options)

@@ -1,0 +1,100 @@
+"""The model of a run: built from `config.model`, and its batch normalisation.
+
+`build_model` resolves the builder, passes the task's and the strategy's
+arguments and sets BatchNormalization momenta; `recompute_batch_norm` gives a
+briefly trained model exact batch-norm statistics ("precise BN").
+"""
+
+import importlib
+import inspect
+
+import keras
+
+from kerasseg.models import MODELS
+
+
+def resolve_builder(name):
+    """The builder function `name`: a key of `kerasseg.models.MODELS` or
+    "package.module:function" for your own.
+
+    Raises:
+        ValueError: `name` resolves to nothing.
+    """
+    try:
+        if ":" in name:
+            module_name, _, attribute = name.partition(":")
+            return getattr(importlib.import_module(module_name), attribute)
+        return MODELS[name]
+    except (AttributeError, ImportError, KeyError) as error:
+        raise ValueError(
+            "`model.name` must be a kerasseg builder or 'package.module:function'. "
+            f"Received: model.name={name!r} ({error!r})"
+        ) from None
+
+
+def build_model(config, num_classes, synchronized_bn=False, **task_args):
+    """Builds the model of `config.model` (a `Config`): `name(num_classes, **args)`.
+
+    `synchronized_bn` is passed on to builders that take it; `bn_momentum`, if
+    set, replaces every BatchNormalization layer's momentum. `task_args` are
+    what the task requires of the builder (a panoptic model the dataset's
+    `thing_classes`, a binary one `activation="sigmoid"`): `model.args` may
+    leave them out or repeat them, but not set them otherwise.
+    """
+    builder = resolve_builder(config.model.name)
+    args = dict(config.model.args)
+    if synchronized_bn and "synchronized_bn" in inspect.signature(builder).parameters:
+        args["synchronized_bn"] = True
+    for key, required in task_args.items():
+        given = args.setdefault(key, required)
+        if _comparable(given) != _comparable(required):
+            raise ValueError(
+                f"`model.args.{key}` must be {_comparable(required)!r} for this task (or be "
+                f"left out). Received: {_comparable(given)!r}"
+            )
+    model = builder(num_classes, input_shape=(None, None, 3), **args)
+    if config.model.bn_momentum is not None:
+        # Read when the training step is traced, and saved by get_config.
+        for layer in batch_norm_layers(model):
+            layer.momentum = config.model.bn_momentum
+    return model
+
+
+def _comparable(value):
+    return tuple(value) if isinstance(value, (list, tuple)) else value
+
+
+def batch_norm_layers(model):
+    """Every BatchNormalization layer of `model`, nested models included."""
+    found = []
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            found.append(layer)
+        elif isinstance(layer, keras.Model):
+            found.extend(batch_norm_layers(layer))
+    return found
+
+
+def recompute_batch_norm(model, images, batch_size=16):
+    """Sets every BatchNormalization's moving mean and variance to the average
+    of its batch statistics over `images` ("precise BN").
+
+    A short training run leaves the moving averages far from the data (the
+    MobileNet layers use momentum 0.999), so the inference-mode model would
+    be much worse than the training loss says. Running the model in training
+    mode with momentum 1 - 1/k on the k-th batch averages the batches exactly;
+    no weight changes.
+
+    Args:
+        model: a Keras model.
+        images: (N, H, W, C) raw-pixel images.
+        batch_size: images per training-mode pass.
+    """
+    layers = batch_norm_layers(model)
+    momenta = [layer.momentum for layer in layers]
+    for k, start in enumerate(range(0, len(images), batch_size), start=1):
+        for layer in layers:
+            layer.momentum = 1.0 - 1.0 / k
+        model(images[start:start + batch_size], training=True)
+    for layer, momentum in zip(layers, momenta, strict=True):
+        layer.momentum = momentum

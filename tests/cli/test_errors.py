@@ -1,0 +1,95 @@
+"""Errors a person can act on: known failures print one or two lines on stderr
+and exit 2, `--debug` shows the traceback, and the `kerasseg` program keeps
+TensorFlow's C++ log lines off the screen."""
+
+import os
+import subprocess
+import sys
+
+import cv2
+import pytest
+import tensorflow as tf
+import yaml
+
+from kerasseg.cli import main, user_error
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+@pytest.fixture
+def bad_folder(tmp_path):
+    """A folder dataset whose train masks 2 and 5 hold labels >= num_classes."""
+    from kerasseg.data.synthetic import write_synthetic_folder
+
+    for split, count in (("train", 8), ("val", 4)):
+        write_synthetic_folder(tmp_path / "data" / split, split, num_images=count,
+                               image_size=(64, 64))
+    for index, label in ((2, 9), (5, 12)):
+        path = str(tmp_path / "data" / "train" / "masks" / f"train_{index:05d}.png")
+        mask = cv2.imread(path, cv2.IMREAD_UNCHANGED)
+        mask[5:10, 5:10] = label
+        cv2.imwrite(path, mask)
+    config = tmp_path / "run.yaml"
+    config.write_text(yaml.safe_dump({
+        "model": {"name": "unet", "args": {"base_filters": 4, "depth": 2}},
+        "data": {"dataset": "folder", "root": str(tmp_path / "data"), "num_classes": 7,
+                 "image_size": [64, 64], "batch_size": 8},
+        "training": {"epochs": 1, "output_dir": str(tmp_path / "run"), "verbose": 0},
+    }))
+    return config
+
+
+def test_bad_mask_at_the_first_batch_is_one_line_naming_the_file(bad_folder, capsys):
+    assert main(["train", "--config", str(bad_folder)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) <= 2, err
+    assert err[0].startswith("kerasseg train: error: Mask has labels outside [0, 7)")
+    assert "masks/train_00002.png" in err[0] or "masks/train_00005.png" in err[0]
+    with pytest.raises(tf.errors.InvalidArgumentError):
+        main(["train", "--config", str(bad_folder), "--debug"])
+
+
+def test_validate_lists_every_bad_file_of_the_split(bad_folder, capsys):
+    assert main(["validate", "--config", str(bad_folder), "--split", "train"]) == 2
+    err = capsys.readouterr().err
+    assert "2 bad example(s) in folder split 'train'" in err
+    assert "train_00002.png min/max 0 9" in err and "train_00005.png min/max 0 12" in err
+    assert main(["validate", "--config", str(bad_folder), "--split", "val"]) == 0
+    assert "'val': 4 examples, all valid" in capsys.readouterr().out
+    assert main(["train", "--config", str(bad_folder), "--validate-data"]) == 2
+    assert "2 bad example(s)" in capsys.readouterr().err
+
+
+def test_known_failures_have_messages_and_bugs_do_not():
+    assert user_error(ValueError("`data.root` is required")) == "`data.root` is required"
+    assert user_error(FileNotFoundError("Config file not found: x.yaml")).endswith("x.yaml")
+    assert user_error(ImportError("pip install 'kerasseg[export]'")).startswith("pip install")
+    assert user_error(RuntimeError("a bug")) is None
+    assert user_error(KeyError("a bug")) is None
+    data_error = tf.errors.InvalidArgumentError(
+        None, None, "Error in user-defined function: assertion failed: [Not a JPEG/PNG/BMP/GIF "
+        "image (empty or corrupt file):] [train/images/7.png]\n\t [[{{node Assert}}]]")
+    message = user_error(data_error)
+    assert message.splitlines()[0] == (
+        "Not a JPEG/PNG/BMP/GIF image (empty or corrupt file): train/images/7.png")
+    assert "kerasseg validate" in message
+
+
+def test_missing_config_file_and_bad_key(tmp_path, capsys):
+    assert main(["train", "--config", str(tmp_path / "missing.yaml")]) == 2
+    assert "Config file not found" in capsys.readouterr().err
+    assert main(["validate", "--config", str(tmp_path / "missing.yaml"),
+                 "--set", "data.rot=x"]) == 2
+    assert "missing.yaml" in capsys.readouterr().err
+
+
+def test_the_program_keeps_tensorflow_log_lines_off_stderr(tmp_path):
+    config = tmp_path / "run.yaml"
+    config.write_text(yaml.safe_dump({"data": {"dataset": "synthetic"}}))
+    result = subprocess.run(
+        [sys.executable, "-m", "kerasseg.cli", "validate", "--config", str(config)],
+        capture_output=True, text=True, timeout=120, cwd=ROOT,
+        env={k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"})
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "no files to check" in result.stdout
+    assert "absl" not in result.stderr and "I0000" not in result.stderr, result.stderr

@@ -1,0 +1,38 @@
+"""The model of a run: builder resolution, BN momentum, precise BN."""
+
+import keras
+import numpy as np
+import pytest
+
+from kerasseg.train import Config
+
+
+def test_build_model_sets_bn_momentum_and_custom_builders():
+    from kerasseg.train import build_model
+
+    config = Config.from_dict({"model": {"name": "unet", "bn_momentum": 0.5, "args": {
+        "base_filters": 4, "depth": 2, "batch_norm": True}}})
+    norms = [layer for layer in build_model(config, 3).layers
+             if isinstance(layer, keras.layers.BatchNormalization)]
+    assert norms and all(layer.get_config()["momentum"] == 0.5 for layer in norms)
+    custom = Config.from_dict({"model": {"name": "tests.train.test_strategy:tiny_net", "args": {}}})
+    assert build_model(custom, 4).output_shape == (None, None, None, 4)
+    with pytest.raises(ValueError, match="model.name.*'nonet'"):
+        build_model(Config.from_dict({"model": {"name": "nonet"}}), 3)
+
+
+def test_recompute_batch_norm_averages_batch_statistics_and_restores_momentum():
+    from kerasseg.train import batch_norm_layers, recompute_batch_norm
+
+    inner = keras.Sequential([keras.layers.BatchNormalization(momentum=0.999)])
+    model = keras.Sequential([keras.Input((3,)), keras.layers.BatchNormalization(momentum=0.9),
+                              inner])
+    assert len(batch_norm_layers(model)) == 2  # the nested model's too
+    images = np.random.default_rng(0).normal(5.0, 2.0, (8, 3)).astype("float32")
+    recompute_batch_norm(model, images, batch_size=4)
+    first = model.layers[0]
+    expected = (images[:4].mean(0) + images[4:].mean(0)) / 2  # the mean of the batch means
+    np.testing.assert_allclose(first.moving_mean.numpy(), expected, rtol=1e-5)
+    expected_variance = (images[:4].var(0) + images[4:].var(0)) / 2
+    np.testing.assert_allclose(first.moving_variance.numpy(), expected_variance, rtol=1e-4)
+    assert [layer.momentum for layer in batch_norm_layers(model)] == [0.9, 0.999]
