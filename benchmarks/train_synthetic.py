@@ -73,15 +73,17 @@ def plain_fit_seconds(config, peer_steps):
     `train()`, for `peer_steps` steps (tracing included, as in `train()`)."""
     import keras
 
-    from kerasseg import train as trainer
-    from kerasseg.data.synthetic import CLASS_NAMES
-    from kerasseg.train import build_model, split_dataset
+    from kerasseg.train import TASKS, build_model, load_split
+    from kerasseg.train.datasets import training_stream
 
+    task = TASKS[config.task]
+    data = load_split(config, config.data.train_split)
     keras.utils.set_random_seed(0)
-    model = build_model(config, len(CLASS_NAMES))
-    # Same loss and data stream as train() (private helpers, reused on purpose).
-    model.compile(keras.optimizers.AdamW(config.optimizer.learning_rate), trainer._loss(config))
-    stream = trainer._training_stream(split_dataset(config, "train"), config, 0, peer_steps)
+    model = build_model(config, data.num_classes, **task.builder_args(data))
+    loss, _ = task.loss(config)
+    model.compile(keras.optimizers.AdamW(config.optimizer.learning_rate), loss)
+    stream = training_stream(data.dataset, config, 0, peer_steps, task.pad_label(config),
+                             task.targets(config, data))
     start = time.perf_counter()
     model.fit(stream, epochs=1, steps_per_epoch=peer_steps, verbose=0, shuffle=False)
     return time.perf_counter() - start
