@@ -158,7 +158,7 @@ def worker(args):
         print(json.dumps(row), flush=True)
 
 
-def main():
+def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size", type=int, default=512)
     parser.add_argument("--repeats", type=int, default=3)
@@ -169,44 +169,49 @@ def main():
         "--tflite-dir",
         help="keep the .tflite files in this folder, and reuse those already there",
     )
-    args = parser.parse_args()
-    if args.worker:
-        args.threads = args.threads[0]
-        return worker(args)
+    return parser.parse_args()
 
+
+def static_figures(args, tflite_dir):
+    """Parameters, GMACs and TFLite size of each configuration, converting
+    those not already in `tflite_dir`."""
     import keras
 
     static = {}
-    with contextlib.ExitStack() as stack:
-        tflite_dir = args.tflite_dir or stack.enter_context(tempfile.TemporaryDirectory())
-        os.makedirs(tflite_dir, exist_ok=True)
-        for name in args.configs:
-            model = CONFIGS[name]((args.size, args.size, 3))
-            path = os.path.join(tflite_dir, f"{name}.tflite")
-            if not os.path.exists(path):
-                convert(model, path)
-            static[name] = {
-                "params": model.count_params(),
-                "gmacs": count_macs(model) / 1e9,
-                "mb": os.path.getsize(path) / 1e6,
-            }
-            print(f"# built and converted {name}", file=sys.stderr, flush=True)
-            del model
-            keras.backend.clear_session()
+    for name in args.configs:
+        model = CONFIGS[name]((args.size, args.size, 3))
+        path = os.path.join(tflite_dir, f"{name}.tflite")
+        if not os.path.exists(path):
+            convert(model, path)
+        static[name] = {
+            "params": model.count_params(),
+            "gmacs": count_macs(model) / 1e9,
+            "mb": os.path.getsize(path) / 1e6,
+        }
+        print(f"# built and converted {name}", file=sys.stderr, flush=True)
+        del model
+        keras.backend.clear_session()
+    return static
 
-        timings = {}
-        for threads in args.threads:
-            command = [
-                sys.executable, __file__, "--worker", "--threads", str(threads),
-                "--size", str(args.size), "--repeats", str(args.repeats),
-                "--tflite-dir", tflite_dir, "--configs", *args.configs,
-            ]
-            output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
-            for line in output.splitlines():
-                if line.startswith("{"):
-                    row = json.loads(line)
-                    timings[row["name"], row["threads"]] = row
 
+def latencies(args, tflite_dir):
+    """{(name, threads): row} timed by one worker process per thread count."""
+    timings = {}
+    for threads in args.threads:
+        command = [
+            sys.executable, __file__, "--worker", "--threads", str(threads),
+            "--size", str(args.size), "--repeats", str(args.repeats),
+            "--tflite-dir", tflite_dir, "--configs", *args.configs,
+        ]
+        output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+        for line in output.splitlines():
+            if line.startswith("{"):
+                row = json.loads(line)
+                timings[row["name"], row["threads"]] = row
+    return timings
+
+
+def print_table(args, static, timings):
     print(f"\nCPU latency at {args.size}x{args.size}, batch 1, median of {args.repeats} "
           f"(ms; in brackets: ratio to {PEER} in this run, lower is faster)\n")
     header = "| configuration | params (M) | GMACs | TFLite MB |"
@@ -224,6 +229,19 @@ def main():
                 ratio = f" ({ms / (1000 * peer[runtime]):.2f}x)" if peer else ""
                 row += f" {ms:.0f}{ratio} |"
         print(row)
+
+
+def main():
+    args = parse_args()
+    if args.worker:
+        args.threads = args.threads[0]
+        return worker(args)
+    with contextlib.ExitStack() as stack:
+        tflite_dir = args.tflite_dir or stack.enter_context(tempfile.TemporaryDirectory())
+        os.makedirs(tflite_dir, exist_ok=True)
+        static = static_figures(args, tflite_dir)
+        timings = latencies(args, tflite_dir)
+    print_table(args, static, timings)
 
 
 if __name__ == "__main__":

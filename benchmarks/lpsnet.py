@@ -188,7 +188,7 @@ def timing(trained, thing_classes, num_classes, args, size, repeats):
     return results
 
 
-def main():
+def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=8.0, help="training time budget")
     parser.add_argument("--steps", type=int, default=None,
@@ -210,7 +210,47 @@ def main():
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--output", default=None)
     parser.add_argument("--save-model", default=None, help="save the trained model (.keras)")
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def print_quality(quality, threshold, tuning, steps, seconds, args):
+    from kerasseg.data.synthetic import CLASS_NAMES
+
+    print(f"\nScore threshold {threshold} (best PQ on {args.tune_images} val-split scenes: "
+          + ", ".join(f"{k}: {v:.3f}" for k, v in tuning.items()) + ")")
+    print(f"Panoptic quality on {args.test_images} synthetic test scenes "
+          f"({args.size}x{args.size}), after {steps} steps / {seconds:.0f} s:")
+    print(f"{'':8s}{'PQ':>8s}{'SQ':>8s}{'RQ':>8s}")
+    for suffix, label in (("", "all"), ("_things", "things"), ("_stuff", "stuff")):
+        print(f"{label:8s}" + "".join(f"{quality[k + suffix]:8.3f}" for k in ("pq", "sq", "rq")))
+    for index, name in enumerate(CLASS_NAMES):
+        print(f"{name:8s}" + "".join(f"{quality['per_class_' + k][index]:8.3f}"
+                                     for k in ("pq", "sq", "rq")))
+
+
+def timing_table(model, thing_classes, num_classes, args):
+    """Prints and returns `timing` at each of `--timing-sizes`."""
+    print("\nInference, batch 1, Keras (tf.function) + numpy panoptic merge, median ms "
+          "(ratio > 1: LPSNet faster):")
+    print(f"{'size':>6s}{'LPSNet':>10s}{'sem+det':>10s}{'ratio':>8s}")
+    table = {}
+    for size in args.timing_sizes:
+        result = timing(model, thing_classes, num_classes, args, size, repeats=args.repeats)
+        ratio = result["semantic+detector"] / result["lpsnet"]
+        table[size] = {**result, "speedup": round(ratio, 3)}
+        print(f"{size:6d}{result['lpsnet']:10.1f}{result['semantic+detector']:10.1f}"
+              f"{ratio:8.2f}x")
+    return table
+
+
+def write_report(report, path):
+    if path:
+        with open(path, "w") as f:
+            json.dump(report, f, indent=2)
+
+
+def main():
+    args = parse_args()
 
     import keras
 
@@ -243,35 +283,10 @@ def main():
         **{key: [None if np.isnan(v) else round(float(v), 4) for v in quality[key]]
            for key in ("per_class_pq", "per_class_sq", "per_class_rq")},
     }
-    print(f"\nScore threshold {threshold} (best PQ on {args.tune_images} val-split scenes: "
-          + ", ".join(f"{k}: {v:.3f}" for k, v in tuning.items()) + ")")
-    print(f"Panoptic quality on {args.test_images} synthetic test scenes "
-          f"({args.size}x{args.size}), after {steps} steps / {seconds:.0f} s:")
-    print(f"{'':8s}{'PQ':>8s}{'SQ':>8s}{'RQ':>8s}")
-    for suffix, label in (("", "all"), ("_things", "things"), ("_stuff", "stuff")):
-        print(f"{label:8s}" + "".join(f"{quality[k + suffix]:8.3f}" for k in ("pq", "sq", "rq")))
-    from kerasseg.data.synthetic import CLASS_NAMES
-
-    for index, name in enumerate(CLASS_NAMES):
-        print(f"{name:8s}" + "".join(f"{quality['per_class_' + k][index]:8.3f}"
-                                     for k in ("pq", "sq", "rq")))
-
-    if args.output:
-        with open(args.output, "w") as f:
-            json.dump(report, f, indent=2)
-    print("\nInference, batch 1, Keras (tf.function) + numpy panoptic merge, median ms "
-          "(ratio > 1: LPSNet faster):")
-    print(f"{'size':>6s}{'LPSNet':>10s}{'sem+det':>10s}{'ratio':>8s}")
-    report["timing"] = {}
-    for size in args.timing_sizes:
-        result = timing(model, THING_CLASSES, NUM_CLASSES, args, size, repeats=args.repeats)
-        ratio = result["semantic+detector"] / result["lpsnet"]
-        report["timing"][size] = {**result, "speedup": round(ratio, 3)}
-        print(f"{size:6d}{result['lpsnet']:10.1f}{result['semantic+detector']:10.1f}"
-              f"{ratio:8.2f}x")
-    if args.output:
-        with open(args.output, "w") as f:
-            json.dump(report, f, indent=2)
+    print_quality(quality, threshold, tuning, steps, seconds, args)
+    write_report(report, args.output)
+    report["timing"] = timing_table(model, THING_CLASSES, NUM_CLASSES, args)
+    write_report(report, args.output)
 
 
 if __name__ == "__main__":

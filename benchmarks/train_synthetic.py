@@ -42,7 +42,7 @@ class StopAtTarget:
         return _Stop()
 
 
-def main():
+def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--max-epochs", type=int, default=40)
@@ -53,27 +53,63 @@ def main():
                         help="backbone output stride (default: the quickstart's)")
     parser.add_argument("--scale-range", type=float, nargs=2, default=(0.5, 2.0),
                         help="random scale augmentation range")
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def benchmark_config(args, output_dir):
+    """The quickstart's training config with this run's model and data options."""
+    from kerasseg.cli.quickstart import quickstart_config
+
+    config = quickstart_config(output_dir, epochs=args.max_epochs)
+    args_model = dict(config.model.args, backbone_kwargs={"alpha": args.alpha})
+    if args.output_stride:
+        args_model["output_stride"] = args.output_stride
+    return config.replace(model={"args": args_model},
+                          data={"scale_range": list(args.scale_range)})
+
+
+def plain_fit_seconds(config, peer_steps):
+    """Seconds of plain Keras fit on the same model, data stream and loss as
+    `train()`, for `peer_steps` steps (tracing included, as in `train()`)."""
+    import keras
+
+    from kerasseg.train import TASKS, build_model, load_split
+    from kerasseg.train.datasets import training_stream
+
+    task = TASKS[config.task]
+    data = load_split(config, config.data.train_split)
+    keras.utils.set_random_seed(0)
+    model = build_model(config, data.num_classes, **task.builder_args(data))
+    loss, _ = task.loss(config)
+    model.compile(keras.optimizers.AdamW(config.optimizer.learning_rate), loss)
+    stream = training_stream(data.dataset, config, 0, peer_steps, task.pad_label(config),
+                             task.targets(config, data))
+    start = time.perf_counter()
+    model.fit(stream, epochs=1, steps_per_epoch=peer_steps, verbose=0, shuffle=False)
+    return time.perf_counter() - start
+
+
+def print_rows(rows):
+    width = max(len(name) for name, _ in rows)
+    print()
+    for name, value in rows:
+        print(f"{name:<{width}}  {value}")
+
+
+def main():
+    args = parse_args()
 
     import tensorflow as tf
 
     tf.config.threading.set_intra_op_parallelism_threads(args.threads)
     tf.config.threading.set_inter_op_parallelism_threads(args.threads)
-    import keras
 
-    from kerasseg import train as trainer
-    from kerasseg.cli.quickstart import quickstart_config
     from kerasseg.data.synthetic import CLASS_NAMES
     from kerasseg.metrics import scores_table
-    from kerasseg.train import build_model, evaluate, split_dataset, train
+    from kerasseg.train import evaluate, split_dataset, train
 
     output_dir = args.output_dir or tempfile.mkdtemp(prefix="kerasseg_bench_")
-    config = quickstart_config(output_dir, epochs=args.max_epochs)
-    args_model = dict(config.model.args, backbone_kwargs={"alpha": args.alpha})
-    if args.output_stride:
-        args_model["output_stride"] = args.output_stride
-    config = config.replace(model={"args": args_model},
-                            data={"scale_range": list(args.scale_range)})
+    config = benchmark_config(args, output_dir)
     stop = StopAtTarget(args.target)
     start = time.perf_counter()
     result = train(config, callbacks=[stop])
@@ -88,21 +124,13 @@ def main():
                      scales=(0.75, 1.0, 1.25), flip=True)
     multi_seconds = time.perf_counter() - start
 
-    # Peer: plain Keras fit on the same model, data stream and loss, for two
-    # epochs' steps; compared per step (both include their tracing).
+    # Peer: plain Keras fit for two epochs' steps; compared per step.
     peer_steps = min(steps, 2 * result.steps_per_epoch)
-    keras.utils.set_random_seed(0)
-    model = build_model(config, len(CLASS_NAMES))
-    # Same loss and data stream as train() (private helpers, reused on purpose).
-    model.compile(keras.optimizers.AdamW(config.optimizer.learning_rate), trainer._loss(config))
-    stream = trainer._training_stream(split_dataset(config, "train"), config, 0, peer_steps)
-    start = time.perf_counter()
-    model.fit(stream, epochs=1, steps_per_epoch=peer_steps, verbose=0, shuffle=False)
-    plain_seconds = time.perf_counter() - start
+    plain_seconds = plain_fit_seconds(config, peer_steps)
 
     print(scores_table(whole))
     reached = stop.reached
-    rows = [
+    print_rows([
         ("target val mean IoU", f"{args.target:.2f}"),
         ("reached at epoch", f"{reached[0]}" if reached else f"not in {epochs_run} epochs"),
         ("time to target (s)", f"{reached[1]:.1f}" if reached else "-"),
@@ -120,11 +148,7 @@ def main():
         ("train() / plain fit, per step",
          f"{(train_seconds / steps) / (plain_seconds / peer_steps):.2f}"),
         ("threads", f"{args.threads}"),
-    ]
-    width = max(len(name) for name, _ in rows)
-    print()
-    for name, value in rows:
-        print(f"{name:<{width}}  {value}")
+    ])
     print(f"\nRun directory: {output_dir}")
 
 

@@ -147,9 +147,8 @@ class _SegmentationLoss(keras.losses.Loss):
         return labels, logits, valid, weights
 
     def get_config(self):
-        config = super().get_config()
-        config.update(ignore_label=self.ignore_label, class_weights=self.class_weights)
-        return config
+        return {**super().get_config(), "ignore_label": self.ignore_label,
+                "class_weights": self.class_weights}
 
 
 @keras.saving.register_keras_serializable(package="kerasseg")
@@ -237,9 +236,8 @@ class BoundaryCrossEntropy(_SegmentationLoss):
         return _batch_weighted_mean(losses, weights)
 
     def get_config(self):
-        config = super().get_config()
-        config.update(boundary_weight=self.boundary_weight, boundary_width=self.boundary_width)
-        return config
+        return {**super().get_config(), "boundary_weight": self.boundary_weight,
+                "boundary_width": self.boundary_width}
 
 
 @keras.saving.register_keras_serializable(package="kerasseg")
@@ -269,9 +267,7 @@ class FocalLoss(_SegmentationLoss):
         return _batch_weighted_mean(losses, weights)
 
     def get_config(self):
-        config = super().get_config()
-        config.update(gamma=self.gamma)
-        return config
+        return {**super().get_config(), "gamma": self.gamma}
 
 
 @keras.saving.register_keras_serializable(package="kerasseg")
@@ -315,9 +311,7 @@ class OHEMCrossEntropy(_SegmentationLoss):
         return _batch_weighted_mean(losses, weights * hard)
 
     def get_config(self):
-        config = super().get_config()
-        config.update(threshold=self.threshold, min_kept=self.min_kept)
-        return config
+        return {**super().get_config(), "threshold": self.threshold, "min_kept": self.min_kept}
 
 
 def _check_per_image(per_image):
@@ -368,9 +362,7 @@ class SoftDiceLoss(_SegmentationLoss):
         return 1.0 - mean
 
     def get_config(self):
-        config = super().get_config()
-        config.update(smooth=self.smooth, per_image=self.per_image)
-        return config
+        return {**super().get_config(), "smooth": self.smooth, "per_image": self.per_image}
 
 
 def _lovasz_softmax(probs, labels, valid, present_only):
@@ -488,9 +480,7 @@ class MILLoss(keras.losses.Loss):
         )
 
     def get_config(self):
-        config = super().get_config()
-        config.update(ignore_label=self.ignore_label)
-        return config
+        return {**super().get_config(), "ignore_label": self.ignore_label}
 
 
 def auxiliary_head_losses(loss, aux_weight=0.4, output="logits", aux_output="aux_logits"):

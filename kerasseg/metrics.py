@@ -222,9 +222,8 @@ class ConfusionMatrix(keras.metrics.Metric):
         return tf.cast(self.confusion, self.dtype)
 
     def get_config(self):
-        config = super().get_config()
-        config.update(num_classes=self.num_classes, ignore_label=self.ignore_label)
-        return config
+        return {**super().get_config(), "num_classes": self.num_classes,
+                "ignore_label": self.ignore_label}
 
 
 def _mean_where(values, present):
@@ -232,82 +231,55 @@ def _mean_where(values, present):
     return tf.math.divide_no_nan(tf.reduce_sum(values * present), tf.reduce_sum(present))
 
 
-@keras.saving.register_keras_serializable(package="kerasseg")
-class PixelAccuracy(ConfusionMatrix):
-    """Fraction of non-ignored pixels labelled correctly.
-
-    Args:
-        num_classes: Number of classes.
-        ignore_label: Ground-truth value left out of the count.
-        name: Metric name.
-        dtype: Dtype of `result()`.
-    """
-
-    def __init__(self, num_classes, ignore_label=255, name="pixel_accuracy", dtype=None):
-        super().__init__(num_classes, ignore_label, name, dtype)
-
-    def result(self):
-        tp, truth, _ = self._parts()
-        return tf.cast(tf.math.divide_no_nan(tf.reduce_sum(tp), tf.reduce_sum(truth)), self.dtype)
+# The FCN paper's scores, from each class's true positives, ground-truth
+# pixels and union (`ConfusionMatrix._parts`).
 
 
-@keras.saving.register_keras_serializable(package="kerasseg")
-class MeanAccuracy(ConfusionMatrix):
-    """Per-class pixel accuracy averaged over classes present in the ground truth.
-
-    Args:
-        num_classes: Number of classes.
-        ignore_label: Ground-truth value left out of the count.
-        name: Metric name.
-        dtype: Dtype of `result()`.
-    """
-
-    def __init__(self, num_classes, ignore_label=255, name="mean_accuracy", dtype=None):
-        super().__init__(num_classes, ignore_label, name, dtype)
-
-    def result(self):
-        tp, truth, _ = self._parts()
-        return tf.cast(_mean_where(tf.math.divide_no_nan(tp, truth), truth > 0), self.dtype)
+def _pixel_accuracy(tp, truth, union):
+    """Fraction of non-ignored pixels labelled correctly."""
+    return tf.math.divide_no_nan(tf.reduce_sum(tp), tf.reduce_sum(truth))
 
 
-@keras.saving.register_keras_serializable(package="kerasseg")
-class MeanIoU(ConfusionMatrix):
-    """IoU averaged over classes present in the ground truth or the prediction.
+def _mean_accuracy(tp, truth, union):
+    """Per-class pixel accuracy averaged over classes present in the ground truth."""
+    return _mean_where(tf.math.divide_no_nan(tp, truth), truth > 0)
 
-    Args:
-        num_classes: Number of classes.
-        ignore_label: Ground-truth value left out of the count.
-        name: Metric name.
-        dtype: Dtype of `result()`.
-    """
 
-    def __init__(self, num_classes, ignore_label=255, name="mean_iou", dtype=None):
-        super().__init__(num_classes, ignore_label, name, dtype)
+def _mean_iou(tp, truth, union):
+    """IoU averaged over classes present in the ground truth or the prediction."""
+    return _mean_where(tf.math.divide_no_nan(tp, union), union > 0)
+
+
+def _frequency_weighted_iou(tp, truth, union):
+    """IoU per class weighted by the class's share of ground-truth pixels."""
+    weighted = tf.reduce_sum(truth * tf.math.divide_no_nan(tp, union))
+    return tf.math.divide_no_nan(weighted, tf.reduce_sum(truth))
+
+
+def _score_metric(class_name, default_name, score):
+    """A registered `ConfusionMatrix` subclass named `class_name` whose
+    `result()` is `score(tp, truth, union)` and whose `name` defaults to
+    `default_name`. Its docstring is `score`'s, with `ConfusionMatrix`'s Args."""
+
+    def __init__(self, num_classes, ignore_label=255, name=default_name, dtype=None):
+        ConfusionMatrix.__init__(self, num_classes, ignore_label, name, dtype)
 
     def result(self):
-        tp, _, union = self._parts()
-        return tf.cast(_mean_where(tf.math.divide_no_nan(tp, union), union > 0), self.dtype)
+        return tf.cast(score(*self._parts()), self.dtype)
+
+    args = ConfusionMatrix.__doc__[ConfusionMatrix.__doc__.index("\n\n    Args:"):]
+    namespace = {"__doc__": score.__doc__ + args, "__module__": __name__,
+                 "__qualname__": class_name, "__init__": __init__, "result": result}
+    metric = type(class_name, (ConfusionMatrix,), namespace)
+    return keras.saving.register_keras_serializable(package="kerasseg")(metric)
 
 
-@keras.saving.register_keras_serializable(package="kerasseg")
-class FrequencyWeightedIoU(ConfusionMatrix):
-    """IoU per class weighted by the class's share of ground-truth pixels.
-
-    Args:
-        num_classes: Number of classes.
-        ignore_label: Ground-truth value left out of the count.
-        name: Metric name.
-        dtype: Dtype of `result()`.
-    """
-
-    def __init__(self, num_classes, ignore_label=255, name="frequency_weighted_iou",
-                 dtype=None):
-        super().__init__(num_classes, ignore_label, name, dtype)
-
-    def result(self):
-        tp, truth, union = self._parts()
-        weighted = tf.reduce_sum(truth * tf.math.divide_no_nan(tp, union))
-        return tf.cast(tf.math.divide_no_nan(weighted, tf.reduce_sum(truth)), self.dtype)
+PixelAccuracy = _score_metric("PixelAccuracy", "pixel_accuracy", _pixel_accuracy)
+MeanAccuracy = _score_metric("MeanAccuracy", "mean_accuracy", _mean_accuracy)
+MeanIoU = _score_metric("MeanIoU", "mean_iou", _mean_iou)
+FrequencyWeightedIoU = _score_metric(
+    "FrequencyWeightedIoU", "frequency_weighted_iou", _frequency_weighted_iou
+)
 
 
 @keras.saving.register_keras_serializable(package="kerasseg")
@@ -343,9 +315,7 @@ class PerClassIoU(ConfusionMatrix):
         return tf.cast(iou, self.dtype)
 
     def get_config(self):
-        config = super().get_config()
-        config.update(class_id=self.class_id)
-        return config
+        return {**super().get_config(), "class_id": self.class_id}
 
 
 def per_class_iou_metrics(num_classes, class_names=None, ignore_label=255):

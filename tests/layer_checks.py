@@ -7,6 +7,11 @@ OUTPUT_ATOL = 1e-5
 
 def assert_outputs_close(actual, expected, atol=OUTPUT_ATOL):
     """Compares (possibly nested) outputs with a named tolerance."""
+    if isinstance(expected, dict):
+        assert set(actual) == set(expected)
+        for key in expected:
+            assert_outputs_close(actual[key], expected[key], atol)
+        return
     if isinstance(expected, (list, tuple)):
         assert len(actual) == len(expected)
         for a, e in zip(actual, expected):

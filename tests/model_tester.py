@@ -5,12 +5,17 @@ inherits: output shape at several sizes (odd ones included), softmax output,
 deterministic layer names, config round trip, `.keras` save/load with
 `safe_mode=True`, gradient flow to every trainable weight, and overfitting one
 tiny batch (loss falls 10x).
+
+A model with a dict of outputs (LPSNet) sets `semantic_output` to the key of
+its per-pixel logits (the output of its "logits" layer); the shape, softmax
+and overfitting checks then read that output, the others every output, and
+`check_outputs` can check the rest.
 """
 
 import numpy as np
 import pytest
 
-from tests.layer_checks import assert_outputs_close
+from tests.layer_checks import OUTPUT_ATOL, assert_outputs_close
 
 
 def tiny_batch(size=(64, 64), channels=3, num_classes=3, batch=2, seed=0):
@@ -45,6 +50,8 @@ class ModelTester:
     overfit_steps = 60
     overfit_learning_rate = 1e-3
     overfit_size = (64, 64)
+    semantic_output = None  # the per-pixel logits' key, for a dict of outputs
+    output_atol = OUTPUT_ATOL  # reloaded or cloned model against the original
 
     def build(self, **overrides):
         arguments = {
@@ -63,21 +70,33 @@ class ModelTester:
         rng = np.random.default_rng(seed)
         return rng.uniform(0, 255, (batch, *size, self.channels)).astype("float32")
 
+    def semantic(self, outputs):
+        """The per-pixel logits among a model's `outputs`."""
+        return outputs[self.semantic_output] if self.semantic_output else outputs
+
+    def check_outputs(self, outputs, size, batch):
+        """Checks of a dict model's other outputs; a subclass overrides it."""
+
     def test_is_functional_model_with_logits_layer(self, model):
         import keras
 
         assert isinstance(model, keras.Model)
-        assert model.layers[-1].name == "logits"
+        if self.semantic_output:
+            assert model.get_layer("logits").output is model.output[self.semantic_output]
+        else:
+            assert model.layers[-1].name == "logits"
 
     def test_output_shape_any_size(self, model):
         for size in self.sizes:
             out = model.predict(self.inputs(size, batch=2), verbose=0)
-            assert out.shape == (2, *size, self.num_classes), size
-            assert np.isfinite(out).all()
+            assert self.semantic(out).shape == (2, *size, self.num_classes), size
+            for value in out.values() if isinstance(out, dict) else [out]:
+                assert np.isfinite(value).all()
+            self.check_outputs(out, size, batch=2)
 
     def test_softmax_activation(self):
         model = self.build(activation="softmax")
-        out = model.predict(self.inputs(self.sizes[0]), verbose=0)
+        out = self.semantic(model.predict(self.inputs(self.sizes[0]), verbose=0))
         np.testing.assert_allclose(out.sum(-1), 1.0, atol=1e-4)
 
     def test_layer_names_deterministic(self, model):
@@ -90,7 +109,8 @@ class ModelTester:
         clone = keras.Model.from_config(model.get_config())
         clone.set_weights(model.get_weights())
         x = self.inputs(self.sizes[0])
-        assert_outputs_close(clone.predict(x, verbose=0), model.predict(x, verbose=0))
+        assert_outputs_close(clone.predict(x, verbose=0), model.predict(x, verbose=0),
+                             self.output_atol)
 
     def test_save_load_safe_mode(self, model, tmp_path):
         import keras
@@ -99,14 +119,16 @@ class ModelTester:
         model.save(path)
         loaded = keras.saving.load_model(path, safe_mode=True)
         x = self.inputs(self.sizes[0])
-        assert_outputs_close(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
+        assert_outputs_close(loaded.predict(x, verbose=0), model.predict(x, verbose=0),
+                             self.output_atol)
 
     def test_gradient_reaches_every_trainable_weight(self, model):
         import tensorflow as tf
 
         x = tf.constant(self.inputs(self.sizes[0], batch=2))
         with tf.GradientTape() as tape:
-            loss = tf.reduce_mean(tf.square(model(x, training=True)))
+            outputs = tf.nest.flatten(model(x, training=True))
+            loss = tf.add_n([tf.reduce_mean(tf.square(output)) for output in outputs])
         grads = tape.gradient(loss, model.trainable_weights)
         dead = [w.path for w, g in zip(model.trainable_weights, grads) if g is None]
         assert not dead, f"no gradient for {dead}"
@@ -118,10 +140,11 @@ class ModelTester:
 
         model = self.build()
         images, masks = tiny_batch(self.overfit_size, self.channels, self.num_classes)
-        model.compile(
-            optimizer=keras.optimizers.Adam(self.overfit_learning_rate),
-            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        )
+        loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+        if self.semantic_output:
+            # Only the per-pixel logits are trained here.
+            loss, masks = {self.semantic_output: loss}, {self.semantic_output: masks}
+        model.compile(optimizer=keras.optimizers.Adam(self.overfit_learning_rate), loss=loss)
         # Training-mode losses: batch-norm moving statistics lag behind after
         # so few steps, which is not what this test is about.
         history = model.fit(

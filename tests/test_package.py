@@ -44,6 +44,43 @@ def test_builder_docstrings_document_every_argument():
             assert re.search(rf"^\s+{parameter}:", args_section, re.M), (name, parameter)
 
 
+def _stated_defaults(builder):
+    """(parameter, value text) for every default a builder's docstring states:
+    "default `name=value`" anywhere, or "default `value`" in an Args entry."""
+    doc = inspect.getdoc(builder)
+    stated = re.findall(r"[Dd]efault `(\w+)=([^`]+)`", doc)
+    args_section = doc.split("Args:")[1].split("Returns:")[0]
+    entries = re.split(r"^\s{4}(?=\w+:)", args_section, flags=re.M)[1:]
+    for entry in entries:
+        parameter, text = entry.split(":", 1)
+        text = " ".join(text.split())
+        for match in re.finditer(r"[Dd]efaults?\b", text):
+            value = re.match(r"(?: to| is|:)? `([^`=]+)`", text[match.end():])
+            assert value, f"{builder.__name__}.{parameter}: state a default as `value`: {text}"
+            stated.append((parameter, value.group(1)))
+    return stated
+
+
+def test_builder_docstring_defaults_match_the_signature():
+    import ast
+    import importlib
+
+    from kerasseg.models import MODELS
+
+    checked = 0
+    for name, builder in MODELS.items():
+        parameters = inspect.signature(builder).parameters
+        module = importlib.import_module(builder.__module__)
+        for parameter, text in _stated_defaults(builder):
+            try:
+                value = ast.literal_eval(text)
+            except ValueError:
+                value = getattr(module, text)  # a module constant, e.g. COCO_THING_CLASSES
+            assert parameters[parameter].default == value, (name, parameter, text)
+            checked += 1
+    assert checked >= 2  # unet's padding, lpsnet's thing_classes
+
+
 def test_builders_share_the_leading_keywords():
     from kerasseg.models import MODELS
 
@@ -51,6 +88,22 @@ def test_builders_share_the_leading_keywords():
         parameters = list(inspect.signature(builder).parameters)
         assert parameters[:2] == ["num_classes", "input_shape"], name
         assert {"weights", "activation", "name"} <= set(parameters), name
+
+
+def test_builder_signatures_follow_the_readmes_conventions():
+    from kerasseg.models import MODELS
+
+    for name, builder in MODELS.items():
+        parameters = inspect.signature(builder).parameters
+        names = list(parameters)
+        assert parameters["input_shape"].default == (None, None, 3), name
+        if name == "unet":
+            tail = ["weights", "activation", "name"]
+        else:
+            assert names[2] == "backbone", name
+            tail = ["weights", "backbone_weights", "activation", "name"]
+        assert names[-len(tail):] == tail, name
+        assert all(parameters[p].default is None for p in tail), name
 
 
 def test_count_flops_of_a_single_convolution():
@@ -70,6 +123,28 @@ def test_summary_command_prints_a_row_per_model(capsys):
     assert main(["summary", "--models", "unet", "--size", "32", "--no-flops"]) == 0
     out = capsys.readouterr().out
     assert re.search(r"^unet\s+31\.03M", out, re.M), out
+
+
+def _summary_labels():
+    from kerasseg.models.summary import SUMMARY_CONFIGS
+
+    return sorted(SUMMARY_CONFIGS)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("label", _summary_labels())
+def test_summary_configurations_build(label):
+    import keras
+
+    from kerasseg.models import MODELS
+    from kerasseg.models.summary import SUMMARY_CONFIGS
+
+    builder, arguments = SUMMARY_CONFIGS[label]
+    keras.backend.clear_session()
+    model = MODELS[builder](**arguments)
+    output = model.output["semantic"] if isinstance(model.output, dict) else model.output
+    assert output.shape[-1] == arguments["num_classes"]
+    keras.backend.clear_session()
 
 
 def test_cli_without_command_prints_help(capsys):

@@ -18,6 +18,7 @@ from kerasseg.utils import check_choice
 
 BACKBONES = {
     "vgg16": vgg.vgg16,
+    "vgg16_bn": vgg.vgg16_bn,
     "resnet50": resnet.resnet50,
     "resnet101": resnet.resnet101,
     "mobilenetv2": mobilenet.mobilenetv2,

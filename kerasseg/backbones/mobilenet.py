@@ -286,20 +286,9 @@ def mobilenetv3large(
     Levels: "P1" `expanded_conv_1_expand_activation`, "P2"
     `expanded_conv_3_expand_activation`, "P3" `expanded_conv_6_expand_activation`,
     "P4" `expanded_conv_12_expand_activation`, "P5" `conv_1_activation`.
-    Activation names as in `mobilenetv3small`.
-
-    Args:
-        inputs: Keras tensor of raw RGB pixels in [0, 255].
-        output_stride: 8, 16 or 32.
-        weights: None, "imagenet" or the path of a
-            `keras.applications.MobileNetV3Large` weights file built with the
-            same `alpha` and `minimalistic`.
-        synchronized_bn: use synchronized batch normalisation.
-        alpha: width multiplier (ImageNet weights: 0.75 and 1.0).
-        minimalistic: 3x3 kernels, ReLU and no squeeze-and-excite.
-
-    Returns:
-        Dict "P1".."P5" of feature tensors.
+    Arguments and activation names as in `mobilenetv3small`; `weights` is
+    None, "imagenet" or the path of a `keras.applications.MobileNetV3Large`
+    weights file built with the same `alpha` and `minimalistic`.
     """
     return _mobilenetv3(
         _V3_LARGE, keras.applications.MobileNetV3Large, inputs, output_stride, weights,

@@ -121,18 +121,8 @@ def resnet50(inputs, output_stride=32, weights=None, synchronized_bn=False, mult
 def resnet101(inputs, output_stride=32, weights=None, synchronized_bn=False, multi_grid=None):
     """ResNet-101 features by level, with `keras.applications.ResNet101` names.
 
-    As `resnet50`, with 23 conv4 blocks: "P4" is `conv4_block23_out`.
-
-    Args:
-        inputs: Keras tensor of raw RGB pixels in [0, 255].
-        output_stride: 8, 16 or 32.
-        weights: None, "imagenet" or the path of a `keras.applications.ResNet101`
-            weights file.
-        synchronized_bn: use synchronized batch normalisation.
-        multi_grid: None or three rates multiplying the dilation of the three
-            conv5 blocks, e.g. (1, 2, 4) as in DeepLabv3.
-
-    Returns:
-        Dict "P1".."P5" of feature tensors.
+    As `resnet50` (the same arguments, levels and dilation), with 23 conv4
+    blocks: "P4" is `conv4_block23_out`, and `weights` is None, "imagenet" or
+    the path of a `keras.applications.ResNet101` weights file.
     """
     return _resnet(101, inputs, output_stride, weights, synchronized_bn, multi_grid)

@@ -185,6 +185,107 @@ def _scene_layout(rng, h, w, semantic):
     return horizon
 
 
+def _stuff_image(rng, semantic, horizon):
+    """The stuff textures under `semantic`, with lane markings on the road."""
+    h, w = semantic.shape
+    image = np.zeros((h, w, 3), np.float32)
+    for label, texture in ((SKY, _sky_texture), (GRASS, _grass_texture),
+                           (ROAD, _road_texture), (WALL, _wall_texture)):
+        _paint(image, semantic == label, texture(rng, h, w))
+    # Lane markings: bright dashes on the road, still labelled road.
+    road = semantic == ROAD
+    if road.any():
+        ys, xs = np.nonzero(road)
+        mark = np.zeros((h, w), np.uint8)
+        cx = int(np.median(xs))
+        for y in range(horizon + 2, h, max(4, h // 12)):
+            cv2.line(mark, (cx, y), (cx + int(0.05 * (y - horizon)), y + max(2, h // 30)), 1,
+                     max(1, (y - horizon) * w // (30 * h)))
+        _paint(image, (mark == 1) & road, np.full((h, w, 3), rng.uniform(200, 250), np.float32))
+    return image
+
+
+def _place_things(rng, h, w, horizon):
+    """(y_ground, category, x, size) of 1-6 things, farthest (highest) first."""
+    things = []
+    for _ in range(int(rng.integers(1, 7))):
+        category = int(rng.choice(THING_CLASSES, p=(0.4, 0.35, 0.25)))
+        y_ground = int(rng.uniform(horizon + 0.08 * h, h * 1.05))
+        depth = (y_ground - horizon) / max(1, h - horizon)
+        size = max(8, int(h * (0.15 + 0.55 * depth) * rng.uniform(0.8, 1.2)))
+        things.append((y_ground, category, int(rng.uniform(0.05, 0.95) * w), size))
+    things.sort(key=lambda thing: thing[0])
+    return things
+
+
+def _draw_things(rng, image, semantic, horizon):
+    """Paints the things into `image` and `semantic`, nearer ones over farther
+    ones; returns the instance map (ids in drawing order) and their categories."""
+    h, w = semantic.shape
+    instances = np.zeros((h, w), np.int32)
+    things = _place_things(rng, h, w, horizon)
+    canvas = np.zeros((h, w), np.uint8)
+    grain = 1.0 + rng.normal(0.0, 0.04, (h, w, 1)).astype(np.float32)
+    drawn = []
+    for y_ground, category, x, size in things:
+        if category == PERSON:
+            parts, colours = _draw_person(rng, canvas, x, y_ground, size)
+        elif category == CAR:
+            parts, colours = _draw_car(rng, canvas, x, y_ground, int(0.75 * size))
+        else:
+            parts, colours, (bx, by, br) = _draw_ball(rng, canvas, x, y_ground, size)
+        mask = np.zeros((h, w), bool)
+        for part, part_mask in parts.items():
+            part_mask = part_mask.astype(bool)
+            colour = colours[part].astype(np.float32)
+            shade = grain
+            if category == BALL:
+                # Shaded sphere: brighter towards an upper-left highlight.
+                yy, xx = np.mgrid[0:h, 0:w]
+                dist = np.hypot(xx - (bx - br / 3), yy - (by - br / 3)) / (1.5 * br)
+                shade = shade * np.clip(1.3 - dist, 0.35, 1.3)[..., None]
+            _paint(image, part_mask, np.clip(colour * shade, 0, 255))
+            mask |= part_mask
+        semantic[mask] = category
+        drawn.append(category)
+        instances[mask] = len(drawn)
+    return instances, drawn
+
+
+def _visible_segments(semantic, instances, drawn):
+    """Segments of the stuff present and of the visible instances, those
+    renumbered 1..K in drawing order; returns (instance map, segments)."""
+    segments = []
+    for stuff in range(NUM_CLASSES):
+        if stuff in THING_CLASSES:
+            continue
+        area = int(np.count_nonzero(semantic == stuff))
+        if area:
+            segments.append({"id": 1000 + stuff, "category_id": stuff, "isthing": False,
+                             "area": area})
+    relabelled = np.zeros_like(instances)
+    next_id = 1
+    for old_id, category in enumerate(drawn, start=1):
+        mask = instances == old_id
+        area = int(np.count_nonzero(mask))
+        if area == 0:
+            continue
+        relabelled[mask] = next_id
+        segments.append({"id": next_id, "category_id": category, "isthing": True, "area": area})
+        next_id += 1
+    return relabelled, segments
+
+
+def _camera(rng, image):
+    """Scene-wide photometric jitter, blur and sensor noise; uint8."""
+    gain = rng.uniform(0.75, 1.25)
+    tint = rng.uniform(-20, 20, 3).astype(np.float32)
+    image = image * gain + tint
+    image = cv2.GaussianBlur(image, (3, 3), 0.6)
+    image = image + rng.normal(0.0, rng.uniform(3, 9), image.shape).astype(np.float32)
+    return np.clip(np.rint(image), 0, 255).astype(np.uint8)
+
+
 def make_scene(seed, height=128, width=128):
     """Draw one synthetic scene, the same for the same seed.
 
@@ -215,88 +316,14 @@ def make_scene(seed, height=128, width=128):
     rng = np.random.default_rng(int(seed))
     semantic = np.zeros((h, w), np.uint8)
     horizon = _scene_layout(rng, h, w, semantic)
-
-    image = np.zeros((h, w, 3), np.float32)
-    for label, texture in ((SKY, _sky_texture), (GRASS, _grass_texture),
-                           (ROAD, _road_texture), (WALL, _wall_texture)):
-        _paint(image, semantic == label, texture(rng, h, w))
-    # Lane markings: bright dashes on the road, still labelled road.
-    road = semantic == ROAD
-    if road.any():
-        ys, xs = np.nonzero(road)
-        mark = np.zeros((h, w), np.uint8)
-        cx = int(np.median(xs))
-        for y in range(horizon + 2, h, max(4, h // 12)):
-            cv2.line(mark, (cx, y), (cx + int(0.05 * (y - horizon)), y + max(2, h // 30)), 1,
-                     max(1, (y - horizon) * w // (30 * h)))
-        _paint(image, (mark == 1) & road, np.full((h, w, 3), rng.uniform(200, 250), np.float32))
-
+    image = _stuff_image(rng, semantic, horizon)
     # Things stand on the ground; nearer (lower) ones are bigger and drawn later.
-    instances = np.zeros((h, w), np.int32)
-    things = []
-    for _ in range(int(rng.integers(1, 7))):
-        category = int(rng.choice(THING_CLASSES, p=(0.4, 0.35, 0.25)))
-        y_ground = int(rng.uniform(horizon + 0.08 * h, h * 1.05))
-        depth = (y_ground - horizon) / max(1, h - horizon)
-        size = max(8, int(h * (0.15 + 0.55 * depth) * rng.uniform(0.8, 1.2)))
-        things.append((y_ground, category, int(rng.uniform(0.05, 0.95) * w), size))
-    things.sort(key=lambda thing: thing[0])
-    canvas = np.zeros((h, w), np.uint8)
-    grain = 1.0 + rng.normal(0.0, 0.04, (h, w, 1)).astype(np.float32)
-    drawn = []
-    for y_ground, category, x, size in things:
-        if category == PERSON:
-            parts, colours = _draw_person(rng, canvas, x, y_ground, size)
-        elif category == CAR:
-            parts, colours = _draw_car(rng, canvas, x, y_ground, int(0.75 * size))
-        else:
-            parts, colours, (bx, by, br) = _draw_ball(rng, canvas, x, y_ground, size)
-        mask = np.zeros((h, w), bool)
-        for part, part_mask in parts.items():
-            part_mask = part_mask.astype(bool)
-            colour = colours[part].astype(np.float32)
-            shade = grain
-            if category == BALL:
-                # Shaded sphere: brighter towards an upper-left highlight.
-                yy, xx = np.mgrid[0:h, 0:w]
-                dist = np.hypot(xx - (bx - br / 3), yy - (by - br / 3)) / (1.5 * br)
-                shade = shade * np.clip(1.3 - dist, 0.35, 1.3)[..., None]
-            _paint(image, part_mask, np.clip(colour * shade, 0, 255))
-            mask |= part_mask
-        semantic[mask] = category
-        drawn.append(category)
-        instances[mask] = len(drawn)
-
-    # Keep only visible instances, renumbered 1..K in drawing order.
-    segments = []
-    for stuff in range(NUM_CLASSES):
-        if stuff in THING_CLASSES:
-            continue
-        area = int(np.count_nonzero(semantic == stuff))
-        if area:
-            segments.append({"id": 1000 + stuff, "category_id": stuff, "isthing": False,
-                             "area": area})
-    relabelled = np.zeros_like(instances)
-    next_id = 1
-    for old_id, category in enumerate(drawn, start=1):
-        mask = instances == old_id
-        area = int(np.count_nonzero(mask))
-        if area == 0:
-            continue
-        relabelled[mask] = next_id
-        segments.append({"id": next_id, "category_id": category, "isthing": True, "area": area})
-        next_id += 1
-
-    # Scene-wide photometric jitter, blur and sensor noise.
-    gain = rng.uniform(0.75, 1.25)
-    tint = rng.uniform(-20, 20, 3).astype(np.float32)
-    image = image * gain + tint
-    image = cv2.GaussianBlur(image, (3, 3), 0.6)
-    image = image + rng.normal(0.0, rng.uniform(3, 9), image.shape).astype(np.float32)
+    instances, drawn = _draw_things(rng, image, semantic, horizon)
+    instances, segments = _visible_segments(semantic, instances, drawn)
     return {
-        "image": np.clip(np.rint(image), 0, 255).astype(np.uint8),
+        "image": _camera(rng, image),
         "semantic": semantic,
-        "instances": relabelled,
+        "instances": instances,
         "segments": segments,
     }
 

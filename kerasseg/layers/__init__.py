@@ -2,6 +2,7 @@
 models that use them load with `keras.saving.load_model(..., safe_mode=True)`."""
 
 from kerasseg.layers.adaptive_pooling import AdaptiveAveragePooling2D
+from kerasseg.layers.boxes import BoxDecoder
 from kerasseg.layers.crf import DenseCRF
 from kerasseg.layers.geometry import CropLike, ResizeLike
 from kerasseg.layers.pooling import MaxPoolingWithArgmax2D, MaxUnpooling2D
@@ -10,6 +11,7 @@ from kerasseg.layers.upsampling import LearnedUpsampling2D, bilinear_kernel
 
 __all__ = [
     "AdaptiveAveragePooling2D",
+    "BoxDecoder",
     "CropLike",
     "DenseCRF",
     "LearnedUpsampling2D",

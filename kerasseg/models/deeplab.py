@@ -7,13 +7,11 @@ Convolution for Semantic Image Segmentation](https://arxiv.org/abs/1802.02611).
 
 import keras
 
-from kerasseg.backbones import BACKBONES, OUTPUT_STRIDES, build_backbone
-from kerasseg.backbones.weights import check_backbone_weights
 from kerasseg.layers import ResizeLike
 from kerasseg.models.blocks import classifier_head, conv_bn_relu
 from kerasseg.models.decoders import aspp, aspp_rates, check_aspp_rates
-from kerasseg.models.pspnet import check_dropout
-from kerasseg.utils import check_choice, check_input_shape, check_positive_int, load_model_weights
+from kerasseg.models.inputs import check_builder_arguments, image_and_features
+from kerasseg.utils import check_positive_int, check_rate, load_model_weights
 
 # ResNet blocks of the last stage get rates (1, 2, 4) x the stage's dilation
 # in DeepLabv3 ("multi-grid"); other backbones have no such stage.
@@ -25,13 +23,11 @@ def _encoder(
     separable, dropout, backbone_kwargs, synchronized_bn, backbone_weights,
 ):
     """Validates the shared arguments; returns (inputs, features, ASPP output)."""
-    check_positive_int("num_classes", num_classes)
-    input_shape = check_input_shape(input_shape)
-    check_choice("backbone", backbone, tuple(BACKBONES))
-    check_choice("output_stride", output_stride, OUTPUT_STRIDES)
+    input_shape = check_builder_arguments(
+        num_classes, input_shape, backbone, output_stride, backbone_weights
+    )
     check_positive_int("aspp_filters", aspp_filters)
-    check_dropout(dropout)
-    check_backbone_weights(backbone_weights, input_shape[-1])
+    check_rate("dropout", dropout)
     backbone_kwargs = dict(backbone_kwargs or {})
     if backbone.startswith("resnet"):
         backbone_kwargs["multi_grid"] = _MULTI_GRID if multi_grid is None else multi_grid
@@ -42,10 +38,8 @@ def _encoder(
         )
     rates = aspp_rates(output_stride) if rates is None else check_aspp_rates(rates)
 
-    inputs = keras.Input(shape=input_shape, name="image")
-    features = build_backbone(
-        backbone, inputs, output_stride=output_stride, weights=backbone_weights,
-        synchronized_bn=synchronized_bn, **backbone_kwargs,
+    inputs, features = image_and_features(
+        input_shape, backbone, output_stride, backbone_weights, synchronized_bn, backbone_kwargs
     )
     x = aspp(
         features["P5"], aspp_filters, rates, separable=separable, dropout=dropout,
@@ -77,6 +71,8 @@ def deeplabv3(
     BN and ReLU, then a 1x1 projection with dropout) on the backbone's "P5",
     a 1x1 classifier and bilinear upsampling of the logits to the input size.
     The atrous rates follow the output stride: (6, 12, 18) at 16, doubled at 8.
+    Called without arguments it builds the paper's PASCAL VOC configuration:
+    ResNet-101 at output stride 16, multi-grid (1, 2, 4), 21 classes.
 
     Reference: [Rethinking Atrous Convolution for Semantic Image
     Segmentation](https://arxiv.org/abs/1706.05587).
@@ -101,7 +97,7 @@ def deeplabv3(
         backbone_weights: None, "imagenet" or the path of a backbone weights
             file.
         activation: None for logits, or e.g. "softmax".
-        name: model name; defaults to "deeplabv3_<backbone>".
+        name: model name; None names it "deeplabv3_<backbone>".
 
     Returns:
         A functional `keras.Model` from images (B, H, W, C) to (B, H, W,
@@ -177,7 +173,7 @@ def deeplabv3plus(
         backbone_weights: None, "imagenet" or the path of a backbone weights
             file (Xception-65 has no Keras ImageNet weights).
         activation: None for logits, or e.g. "softmax".
-        name: model name; defaults to "deeplabv3plus_<backbone>".
+        name: model name; None names it "deeplabv3plus_<backbone>".
 
     Returns:
         A functional `keras.Model` from images (B, H, W, C) to (B, H, W,

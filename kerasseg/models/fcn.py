@@ -6,66 +6,37 @@ Semantic Segmentation", CVPR 2015.
 
 import keras
 
-from kerasseg.backbones import build_backbone
 from kerasseg.backbones.vgg import convolutionalize_classifier, has_classifier
-from kerasseg.backbones.weights import check_backbone_weights
 from kerasseg.layers import LearnedUpsampling2D
 from kerasseg.models.blocks import output_layer
-from kerasseg.utils import check_choice, check_input_shape, check_positive_int, load_model_weights
+from kerasseg.models.inputs import check_builder_arguments, image_and_features
+from kerasseg.utils import check_rate, load_model_weights
 
 FCN_BACKBONES = ("vgg16", "resnet50", "mobilenetv2")
 
 
-def _fcn(
-    stride,
-    num_classes,
-    input_shape,
-    backbone,
-    reduced_fc,
-    dropout,
-    trainable_upsampling,
-    backbone_kwargs,
-    weights,
-    backbone_weights,
-    activation,
-    name,
-):
-    check_positive_int("num_classes", num_classes)
-    input_shape = check_input_shape(input_shape)
-    check_choice("backbone", backbone, FCN_BACKBONES)
-    check_backbone_weights(backbone_weights, input_shape[-1])
-    if not 0.0 <= dropout < 1.0:
-        raise ValueError(f"`dropout` must be in [0, 1). Received: dropout={dropout!r}")
-    if reduced_fc and backbone != "vgg16":
-        raise ValueError(
-            "`reduced_fc` replaces VGG16's fc6/fc7 and needs backbone='vgg16'. "
-            f"Received: backbone={backbone!r}, reduced_fc=True"
-        )
+def _convolutionalized_classifier(x, reduced_fc, dropout, backbone_weights):
+    """VGG16's fc6/fc7 as convolutions, with ReLU and dropout; loads fc1/fc2
+    into them when `backbone_weights` include VGG16's classifier."""
+    if reduced_fc:
+        # DeepLab-v1: fc6 as a 3x3 conv dilated by 12 with 1024 channels.
+        fc6 = keras.layers.Conv2D(1024, 3, dilation_rate=12, padding="same", name="fc6")
+        fc7 = keras.layers.Conv2D(1024, 1, name="fc7")
+    else:
+        fc6 = keras.layers.Conv2D(4096, 7, padding="same", name="fc6")
+        fc7 = keras.layers.Conv2D(4096, 1, name="fc7")
+    x = keras.layers.ReLU(name="relu6")(fc6(x))
+    x = keras.layers.Dropout(dropout, name="drop6")(x)
+    x = keras.layers.ReLU(name="relu7")(fc7(x))
+    x = keras.layers.Dropout(dropout, name="drop7")(x)
+    if backbone_weights is not None and not reduced_fc and has_classifier(backbone_weights):
+        convolutionalize_classifier(fc6, fc7, backbone_weights)
+    return x
 
-    inputs = keras.Input(shape=input_shape, name="image")
 
-    # === Backbone ===
-    features = build_backbone(backbone, inputs, weights=backbone_weights,
-                              **(backbone_kwargs or {}))
-    x = features["P5"]
-
-    # === Convolutionalised classifier (VGG16 only) ===
-    if backbone == "vgg16":
-        if reduced_fc:
-            # DeepLab-v1: fc6 as a 3x3 conv dilated by 12 with 1024 channels.
-            fc6 = keras.layers.Conv2D(1024, 3, dilation_rate=12, padding="same", name="fc6")
-            fc7 = keras.layers.Conv2D(1024, 1, name="fc7")
-        else:
-            fc6 = keras.layers.Conv2D(4096, 7, padding="same", name="fc6")
-            fc7 = keras.layers.Conv2D(4096, 1, name="fc7")
-        x = keras.layers.ReLU(name="relu6")(fc6(x))
-        x = keras.layers.Dropout(dropout, name="drop6")(x)
-        x = keras.layers.ReLU(name="relu7")(fc7(x))
-        x = keras.layers.Dropout(dropout, name="drop7")(x)
-        if backbone_weights is not None and not reduced_fc and has_classifier(backbone_weights):
-            convolutionalize_classifier(fc6, fc7, backbone_weights)
-
-    # === Scores and skip fusion ===
+def _scores(x, features, inputs, stride, num_classes, trainable_upsampling):
+    """Class scores at stride 32, fused with those of the skips `stride`
+    asks for and upsampled to the input size."""
     # Skip scores start at zero so the finer net starts as the coarser one.
     x = keras.layers.Conv2D(num_classes, 1, name="score_fr")(x)
     for level in (4, 3)[: {32: 0, 16: 1, 8: 2}[stride]]:
@@ -77,18 +48,14 @@ def _fcn(
             num_classes, 1, kernel_initializer="zeros", name=f"score_pool{level}"
         )(skip)
         x = keras.layers.Add(name=f"fuse_pool{level}")([x, score])
-
-    x = LearnedUpsampling2D(stride, trainable=trainable_upsampling, name=f"upscore{stride}")(
+    return LearnedUpsampling2D(stride, trainable=trainable_upsampling, name=f"upscore{stride}")(
         [x, inputs]
     )
-    outputs = output_layer(x, activation)
-    model = keras.Model(inputs, outputs, name=name or f"fcn{stride}s_{backbone}")
-    return load_model_weights(model, weights)
 
 
 def _make_builder(stride):
     def builder(
-        num_classes,
+        num_classes=21,
         input_shape=(None, None, 3),
         backbone="vgg16",
         reduced_fc=False,
@@ -100,24 +67,42 @@ def _make_builder(stride):
         activation=None,
         name=None,
     ):
-        return _fcn(
-            stride,
-            num_classes,
-            input_shape,
-            backbone,
-            reduced_fc,
-            dropout,
-            trainable_upsampling,
-            backbone_kwargs,
-            weights,
-            backbone_weights,
-            activation,
-            name,
+        input_shape = check_builder_arguments(
+            num_classes, input_shape, backbone, backbone_weights=backbone_weights,
+            backbones=FCN_BACKBONES,
         )
+        check_rate("dropout", dropout)
+        if reduced_fc and backbone != "vgg16":
+            raise ValueError(
+                "`reduced_fc` replaces VGG16's fc6/fc7 and needs backbone='vgg16'. "
+                f"Received: backbone={backbone!r}, reduced_fc=True"
+            )
 
-    skips = {32: "no skip", 16: "a skip from pool4", 8: "skips from pool4 and pool3"}[stride]
+        # === Backbone ===
+        inputs, features = image_and_features(
+            input_shape, backbone, backbone_weights=backbone_weights,
+            backbone_kwargs=backbone_kwargs,
+        )
+        x = features["P5"]
+
+        # === Convolutionalised classifier (VGG16 only) ===
+        if backbone == "vgg16":
+            x = _convolutionalized_classifier(x, reduced_fc, dropout, backbone_weights)
+
+        # === Scores and skip fusion ===
+        x = _scores(x, features, inputs, stride, num_classes, trainable_upsampling)
+        outputs = output_layer(x, activation)
+        model = keras.Model(inputs, outputs, name=name or f"fcn{stride}s_{backbone}")
+        return load_model_weights(model, weights)
+
     builder.__name__ = builder.__qualname__ = f"fcn{stride}s"
-    builder.__doc__ = f"""FCN-{stride}s: a convolutionalised classifier with {skips}.
+    builder.__doc__ = _docstring(stride)
+    return builder
+
+
+def _docstring(stride):
+    skips = {32: "no skip", 16: "a skip from pool4", 8: "skips from pool4 and pool3"}[stride]
+    return f"""FCN-{stride}s: a convolutionalised classifier with {skips}.
 
     VGG16's fc6/fc7 become a 7x7x4096 and a 1x1x4096 convolution (with
     dropout); 1x1 "score" layers give class scores at stride 32, which are
@@ -126,9 +111,11 @@ def _make_builder(stride):
     aligned for any input size, odd sizes included (see
     `kerasseg.layers.LearnedUpsampling2D`).
 
-    With the VGG16 backbone and 21 classes, FCN-8s has 134,489,759 parameters
-    (the paper's 134M): 14,714,688 in VGG16's convolutions, 119,545,856 in
-    fc6/fc7, 102,207 in the score layers and 127,008 in the upsampling.
+    Called without arguments it builds the paper's PASCAL VOC configuration:
+    VGG16 and 21 classes (20 object classes and background). So configured,
+    FCN-8s has 134,489,759 parameters (the paper's 134M): 14,714,688 in
+    VGG16's convolutions, 119,545,856 in fc6/fc7, 102,207 in the score layers
+    and 127,008 in the upsampling.
 
     Reference:
         Long, Shelhamer & Darrell, "Fully Convolutional Networks for Semantic
@@ -153,16 +140,16 @@ def _make_builder(stride):
             `VGG16(include_top=True)`) also loads fc1/fc2 into fc6/fc7,
             reshaped to convolutions as in the paper.
         activation: None for logits, or e.g. "softmax".
-        name: model name; defaults to "fcn{stride}s_<backbone>".
+        name: model name; None names it "fcn{stride}s_<backbone>".
 
     Returns:
         A functional `keras.Model` from images (B, H, W, C) to (B, H, W,
         num_classes).
 
     Example:
-        >>> model = kerasseg.fcn{stride}s(num_classes=21)
+        >>> model = kerasseg.fcn{stride}s()  # PASCAL VOC: VGG16, 21 classes
+        >>> small = kerasseg.fcn{stride}s(2, backbone="mobilenetv2")
     """
-    return builder
 
 
 fcn32s = _make_builder(32)

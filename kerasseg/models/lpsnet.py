@@ -12,7 +12,7 @@ heads:
   and a box tower of `head_convs` 3x3 convs with group norm; per cell, thing
   class logits, box distances (l, t, r, b) and a border-ness logit (on the box
   tower). The distances are exp(x) * stride, decoded inside the model into
-  boxes (x1, y1, x2, y2) in input pixels by `BoxDecoder`.
+  boxes (x1, y1, x2, y2) in input pixels by `kerasseg.layers.BoxDecoder`.
 - Semantic head on P2..P5: a 3x3 conv per level (the paper uses deformable
   convs; standard ones here, which TFLite runs with builtins), bilinear
   upsampling to 1/4, concatenation, 1x1 conv; logits resized to the input.
@@ -25,61 +25,38 @@ Training targets: `kerasseg.panoptic.targets`; losses: `kerasseg.panoptic.losses
 import math
 
 import keras
-import tensorflow as tf
 
-from kerasseg.backbones import build_backbone
-from kerasseg.backbones.weights import check_backbone_weights
-from kerasseg.layers import ResizeLike
+from kerasseg.layers import BoxDecoder, ResizeLike
 from kerasseg.models.blocks import conv_bn_relu, output_layer
 from kerasseg.models.fpn import feature_pyramid
-from kerasseg.utils import check_input_shape, check_positive_int, load_model_weights
+from kerasseg.models.inputs import check_builder_arguments, image_and_features
+from kerasseg.utils import check_positive_int, load_model_weights
 
 BOX_LEVELS = (3, 4, 5, 6, 7)
 SEMANTIC_LEVELS = (2, 3, 4, 5)
-# exp() of the distance logits is clipped here (e^8 * stride), against overflow.
-_MAX_LOG_DISTANCE = 8.0
+# COCO panoptic: 133 categories, numbered 0..132 in the order of their COCO
+# ids; the 80 things come first.
+COCO_PANOPTIC_CLASSES = 133
+COCO_THING_CLASSES = tuple(range(80))
 
 
-@keras.saving.register_keras_serializable(package="kerasseg")
-class BoxDecoder(keras.layers.Layer):
-    """Distance logits (B, h, w, 4) of one level -> boxes (B, h*w, 4).
-
-    Cell (i, j) sits at the centre of pixel (i*stride + stride//2,
-    j*stride + stride//2), the point (x, y) of `kerasseg.panoptic.targets`;
-    distances are exp(logits) * stride and the box is (x - l, y - t, x + r,
-    y + b) in input pixels. Rows follow the row-major cell order.
-
-    Args:
-        stride: the level's stride in input pixels.
-    """
-
-    def __init__(self, stride, **kwargs):
-        super().__init__(**kwargs)
-        self.stride = check_positive_int("stride", stride)
-
-    def call(self, inputs):
-        # Static sizes where known, so converted graphs keep exact output shapes.
-        dynamic = tf.shape(inputs)
-        height = inputs.shape[1] if inputs.shape[1] is not None else dynamic[1]
-        width = inputs.shape[2] if inputs.shape[2] is not None else dynamic[2]
-        distances = tf.exp(tf.minimum(inputs, _MAX_LOG_DISTANCE)) * float(self.stride)
-        offset = float(self.stride // 2) + 0.5
-        xs = tf.cast(tf.range(width), inputs.dtype) * float(self.stride) + offset
-        ys = tf.cast(tf.range(height), inputs.dtype) * float(self.stride) + offset
-        grid_x = tf.broadcast_to(xs[None, :], (height, width))
-        grid_y = tf.broadcast_to(ys[:, None], (height, width))
-        points = tf.stack([grid_x, grid_y, grid_x, grid_y], axis=-1)
-        sign = tf.constant([-1.0, -1.0, 1.0, 1.0], inputs.dtype)
-        boxes = points[None] + sign * distances
-        return tf.reshape(boxes, (-1, height * width, 4))
-
-    def compute_output_shape(self, input_shape):
-        batch, height, width, _ = input_shape
-        cells = height * width if height is not None and width is not None else None
-        return (batch, cells, 4)
-
-    def get_config(self):
-        return {**super().get_config(), "stride": self.stride}
+def _check_thing_classes(thing_classes, num_classes):
+    """`thing_classes` as a tuple of distinct ids in [0, num_classes)."""
+    if thing_classes is None:
+        return tuple(range(num_classes))
+    thing_classes = tuple(thing_classes)
+    if not thing_classes or len(set(thing_classes)) != len(thing_classes) or any(
+        isinstance(t, bool) or not isinstance(t, int) or not 0 <= t < num_classes
+        for t in thing_classes
+    ):
+        hint = ""
+        if thing_classes == COCO_THING_CLASSES:
+            hint = " (the default is COCO's 80 thing classes; None makes every class a thing)"
+        raise ValueError(
+            f"`thing_classes` must be distinct class ids in [0, {num_classes}){hint}. "
+            f"Received: thing_classes={thing_classes!r}"
+        )
+    return thing_classes
 
 
 def _box_head(pyramid, num_things, filters, head_convs):
@@ -138,10 +115,10 @@ def _box_head(pyramid, num_things, filters, head_convs):
 
 
 def lpsnet(
-    num_classes,
+    num_classes=COCO_PANOPTIC_CLASSES,
     input_shape=(None, None, 3),
     backbone="resnet50",
-    thing_classes=None,
+    thing_classes=COCO_THING_CLASSES,
     fpn_filters=256,
     semantic_filters=128,
     head_convs=4,
@@ -162,6 +139,8 @@ def lpsnet(
     `kerasseg.panoptic.compile_lpsnet` and `kerasseg.panoptic.panoptic_dataset`
     in your own loop. The box head reads P3..P7 (strides
     8..128); any input size works, training sizes are multiples of 32.
+    Called without arguments it builds the paper's COCO panoptic
+    configuration: ResNet-50, 133 categories of which the first 80 are things.
 
     Reference:
         Hong et al., "LPSNet: A Lightweight Solution for Fast Panoptic
@@ -172,7 +151,9 @@ def lpsnet(
         input_shape: (height, width, channels); height and width may be None.
         backbone: a name in `kerasseg.backbones.BACKBONES` (the paper: resnet50).
         thing_classes: semantic ids of the thing categories, the order of the
-            class head's channels; None makes every category a thing.
+            class head's channels; default `COCO_THING_CLASSES` (0..79, COCO
+            panoptic's things when its categories are numbered in id order);
+            None makes every category a thing.
         fpn_filters: channels of the FPN and the box head (the paper: 256).
         semantic_filters: channels of the semantic head's per-level convs.
         head_convs: 3x3 convs in each box-head tower (FCOS: 4).
@@ -183,7 +164,7 @@ def lpsnet(
         weights: None or the path of a full-model weights file.
         backbone_weights: None, "imagenet" or a backbone weights file.
         activation: None for semantic logits, or e.g. "softmax".
-        name: model name; default "lpsnet_{backbone}".
+        name: model name; None names it "lpsnet_{backbone}".
 
     Returns:
         A `keras.Model` from raw pixels [0, 255] (B, H, W, C) to a dict:
@@ -194,32 +175,23 @@ def lpsnet(
         "borderness" (B, N, 1) border-ness logits.
 
     Example:
+        >>> coco = lpsnet()  # ResNet-50, 133 categories, 80 things
         >>> model = lpsnet(7, backbone="mobilenetv2", thing_classes=(4, 5, 6))
         >>> outputs = model(images)  # dict of four tensors
     """
-    check_positive_int("num_classes", num_classes)
-    input_shape = check_input_shape(input_shape)
+    input_shape = check_builder_arguments(
+        num_classes, input_shape, backbone, backbone_weights=backbone_weights
+    )
     check_positive_int("fpn_filters", fpn_filters)
     check_positive_int("semantic_filters", semantic_filters)
     check_positive_int("head_convs", head_convs, minimum=0)
-    check_backbone_weights(backbone_weights, input_shape[-1])
-    if thing_classes is None:
-        thing_classes = tuple(range(num_classes))
-    thing_classes = tuple(thing_classes)
-    if not thing_classes or len(set(thing_classes)) != len(thing_classes) or any(
-        isinstance(t, bool) or not isinstance(t, int) or not 0 <= t < num_classes
-        for t in thing_classes
-    ):
-        raise ValueError(
-            f"`thing_classes` must be distinct class ids in [0, {num_classes}). "
-            f"Received: thing_classes={thing_classes!r}"
-        )
-
-    inputs = keras.Input(shape=input_shape, name="image")
+    thing_classes = _check_thing_classes(thing_classes, num_classes)
 
     # === Backbone and FPN ===
-    features = build_backbone(backbone, inputs, weights=backbone_weights,
-                              synchronized_bn=synchronized_bn, **(backbone_kwargs or {}))
+    inputs, features = image_and_features(
+        input_shape, backbone, backbone_weights=backbone_weights,
+        synchronized_bn=synchronized_bn, backbone_kwargs=backbone_kwargs,
+    )
     pyramid = feature_pyramid(features, fpn_filters, top_level=max(BOX_LEVELS), ppm=ppm,
                               synchronized_bn=synchronized_bn)
 

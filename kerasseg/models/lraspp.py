@@ -2,17 +2,16 @@
 
 import keras
 
-from kerasseg.backbones import BACKBONES, OUTPUT_STRIDES, build_backbone
-from kerasseg.backbones.weights import check_backbone_weights
 from kerasseg.layers import ResizeLike
 from kerasseg.models.blocks import output_layer
-from kerasseg.utils import check_choice, check_input_shape, check_positive_int, load_model_weights
+from kerasseg.models.inputs import check_builder_arguments, image_and_features
+from kerasseg.utils import check_choice, check_positive_int, load_model_weights
 
 _LEVELS = ("P2", "P3", "P4", "P5")
 
 
 def lraspp(
-    num_classes,
+    num_classes=19,
     input_shape=(None, None, 3),
     backbone="mobilenetv3large",
     output_stride=16,
@@ -34,7 +33,8 @@ def lraspp(
     sigmoid), in the manner of squeeze-and-excitation. The result is upsampled
     to the low-level (stride 8) features, classified by a 1x1 convolution and
     added to a 1x1 classifier of the low-level features; the sum is resized to
-    the input size.
+    the input size. Called without arguments it builds the paper's Cityscapes
+    configuration: MobileNetV3-Large at output stride 16, 19 classes.
 
     The paper pools with a large fixed window (49x49, stride (16, 20)); a global
     pool is used here instead (as torchvision does), so the model takes any
@@ -63,20 +63,20 @@ def lraspp(
         backbone_weights: None, "imagenet" or a path, passed to the backbone.
         activation: None for logits, or an activation for the output
             ("sigmoid", "softmax").
-        name: Model name; defaults to "lraspp_{backbone}".
+        name: Model name; None names it "lraspp_{backbone}".
 
     Returns:
         A `keras.Model` from images (batch, H, W, channels) to
         (batch, H, W, num_classes); its last layer is named "logits".
 
     Example:
+        >>> cityscapes = lraspp()  # MobileNetV3-Large, 19 classes
         >>> model = lraspp(1, (256, 256, 3), backbone="mobilenetv3small",
         ...                activation="sigmoid")
     """
-    check_positive_int("num_classes", num_classes)
-    input_shape = check_input_shape(input_shape)
-    check_choice("backbone", backbone, tuple(BACKBONES))
-    check_choice("output_stride", output_stride, OUTPUT_STRIDES)
+    input_shape = check_builder_arguments(
+        num_classes, input_shape, backbone, output_stride, backbone_weights
+    )
     check_choice("high_level", high_level, _LEVELS)
     check_choice("low_level", low_level, _LEVELS)
     if _LEVELS.index(low_level) >= _LEVELS.index(high_level):
@@ -85,16 +85,9 @@ def lraspp(
             f"Received: low_level={low_level!r}, high_level={high_level!r}"
         )
     check_positive_int("head_filters", head_filters)
-    check_backbone_weights(backbone_weights, input_shape[-1])
 
-    inputs = keras.Input(input_shape, name="image")
-    features = build_backbone(
-        backbone,
-        inputs,
-        output_stride=output_stride,
-        weights=backbone_weights,
-        synchronized_bn=synchronized_bn,
-        **(backbone_kwargs or {}),
+    inputs, features = image_and_features(
+        input_shape, backbone, output_stride, backbone_weights, synchronized_bn, backbone_kwargs
     )
     high, low = features[high_level], features[low_level]
 

@@ -5,24 +5,18 @@ Reference: [Pyramid Scene Parsing Network](https://arxiv.org/abs/1612.01105).
 
 import keras
 
-from kerasseg.backbones import BACKBONES, OUTPUT_STRIDES, build_backbone
-from kerasseg.backbones.weights import check_backbone_weights
 from kerasseg.layers import ResizeLike
 from kerasseg.models.blocks import classifier_head, conv_bn_relu
 from kerasseg.models.decoders import pyramid_pooling_module
-from kerasseg.utils import check_choice, check_input_shape, check_positive_int, load_model_weights
+from kerasseg.models.inputs import check_builder_arguments, image_and_features
+from kerasseg.utils import check_positive_int, check_rate, load_model_weights
 
 # Weight of the auxiliary loss in training, from the paper (section 3.3).
 AUX_LOSS_WEIGHT = 0.4
 
 
-def check_dropout(dropout):
-    if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
-        raise ValueError(f"`dropout` must be in [0, 1). Received: dropout={dropout!r}")
-
-
 def pspnet(
-    num_classes,
+    num_classes=21,
     input_shape=(None, None, 3),
     backbone="resnet50",
     output_stride=8,
@@ -48,6 +42,8 @@ def pspnet(
     dropout and a 1x1 classifier follow, and the logits are resized to the
     input. The pooling bins are computed from the dynamic shape, so the model
     runs at any input size and converts to builtin-only TFLite at a fixed one.
+    Called without arguments it builds the paper's PASCAL VOC configuration:
+    ResNet-50 at output stride 8, 21 classes.
 
     With `auxiliary=True` a second head on "P4" (3x3 conv, BN, ReLU, dropout,
     classifier) gives a second output "aux_logits", for deep supervision: the
@@ -79,7 +75,7 @@ def pspnet(
         backbone_weights: None, "imagenet" or the path of a backbone weights
             file.
         activation: None for logits, or e.g. "softmax".
-        name: model name; defaults to "pspnet_<backbone>".
+        name: model name; None names it "pspnet_<backbone>".
 
     Returns:
         A functional `keras.Model` from images (B, H, W, C) to (B, H, W,
@@ -87,25 +83,21 @@ def pspnet(
 
     Example:
 
-    >>> model = kerasseg.pspnet(150, auxiliary=True)
+    >>> voc = kerasseg.pspnet()  # PASCAL VOC: ResNet-50, output stride 8, 21 classes
+    >>> model = kerasseg.pspnet(150, auxiliary=True)  # ADE20K, with deep supervision
     >>> model.compile("adam", loss=[loss, loss], loss_weights=[1.0, AUX_LOSS_WEIGHT])
     >>> deployable = without_auxiliary(model)
     """
-    check_positive_int("num_classes", num_classes)
-    input_shape = check_input_shape(input_shape)
-    check_choice("backbone", backbone, tuple(BACKBONES))
-    check_choice("output_stride", output_stride, OUTPUT_STRIDES)
+    input_shape = check_builder_arguments(
+        num_classes, input_shape, backbone, output_stride, backbone_weights
+    )
     check_positive_int("head_filters", head_filters)
     check_positive_int("aux_filters", aux_filters)
-    check_dropout(dropout)
-    check_backbone_weights(backbone_weights, input_shape[-1])
-
-    inputs = keras.Input(shape=input_shape, name="image")
+    check_rate("dropout", dropout)
 
     # === Backbone ===
-    features = build_backbone(
-        backbone, inputs, output_stride=output_stride, weights=backbone_weights,
-        synchronized_bn=synchronized_bn, **(backbone_kwargs or {}),
+    inputs, features = image_and_features(
+        input_shape, backbone, output_stride, backbone_weights, synchronized_bn, backbone_kwargs
     )
 
     # === Auxiliary head (training only) ===

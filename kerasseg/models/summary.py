@@ -17,7 +17,7 @@ SUMMARY_CONFIGS = {
     "deeplabv3plus_xception65": ("deeplabv3plus", {"num_classes": 21}),
     "deeplabv3plus_mobilenetv2": ("deeplabv3plus", {"num_classes": 21, "backbone": "mobilenetv2"}),
     "lraspp_mobilenetv3large": ("lraspp", {"num_classes": 21}),
-    "lpsnet_resnet50": ("lpsnet", {"num_classes": 21}),
+    "lpsnet_resnet50": ("lpsnet", {"num_classes": 21, "thing_classes": None}),
 }
 
 

@@ -8,7 +8,8 @@ import keras
 
 from kerasseg.layers import CropLike, Preprocess
 from kerasseg.models.blocks import output_layer
-from kerasseg.utils import check_choice, check_input_shape, check_positive_int, load_model_weights
+from kerasseg.models.inputs import check_builder_arguments, image_input
+from kerasseg.utils import check_choice, check_positive_int, load_model_weights
 
 PADDINGS = ("same", "valid")
 
@@ -57,7 +58,7 @@ def _double_conv(x, filters, padding, batch_norm, name):
 
 
 def unet(
-    num_classes,
+    num_classes=2,
     input_shape=(None, None, 3),
     base_filters=64,
     depth=4,
@@ -71,11 +72,12 @@ def unet(
     """U-Net: 3x3 convolutions, 2x2 max pooling, 2x2 up-convolutions, skips
     concatenated.
 
-    The paper's network is `unet(2, (572, 572, 1), padding="valid")`: filters
-    64 to 1024, unpadded convolutions, skips centre-cropped, 572x572 in and
-    388x388 out, 31.03M parameters. The default `padding="same"` takes any
-    input size and returns logits at the input size: odd sizes pool in
-    "ceil" mode and each up-convolution is cropped to its skip.
+    The paper's network is `unet(input_shape=(572, 572, 1), padding="valid")`,
+    with its two classes (the default): filters 64 to 1024, unpadded
+    convolutions, skips centre-cropped, 572x572 in and 388x388 out, 31.03M
+    parameters. The default `padding="same"` takes any input size and returns
+    logits at the input size: odd sizes pool in "ceil" mode and each
+    up-convolution is cropped to its skip.
 
     Reference:
         Ronneberger, Fischer & Brox, "U-Net: Convolutional Networks for
@@ -95,23 +97,22 @@ def unet(
             paper.
         weights: None or the path of a full-model weights file.
         activation: None for logits, or e.g. "softmax".
-        name: model name.
+        name: model name; None names it "unet".
 
     Returns:
         A functional `keras.Model`.
 
     Example:
-        >>> model = kerasseg.unet(num_classes=2, input_shape=(None, None, 1))
+        >>> model = kerasseg.unet(input_shape=(None, None, 1))  # 2 classes
     """
-    check_positive_int("num_classes", num_classes)
+    input_shape = check_builder_arguments(num_classes, input_shape)
     check_positive_int("base_filters", base_filters)
     check_positive_int("depth", depth)
     check_choice("padding", padding, PADDINGS)
-    input_shape = check_input_shape(input_shape)
     if padding == "valid":
         _check_valid_size(input_shape, depth)
 
-    inputs = keras.Input(shape=input_shape, name="image")
+    inputs = image_input(input_shape)
     x = Preprocess("tf", name="preprocess")(inputs)
 
     # === Contracting path ===

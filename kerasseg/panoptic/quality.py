@@ -19,6 +19,7 @@ are numpy (`panoptic_statistics`), the Keras metric accumulates them.
 import numpy as np
 
 from kerasseg.panoptic.targets import LABEL_DIVISOR
+from kerasseg.utils import check_positive_int
 
 # Columns of the per-category statistics array.
 TP, FP, FN, IOU = range(4)
@@ -132,6 +133,38 @@ def summarize(stats, thing_classes):
     return result
 
 
+# Keys of the dict `PanopticQuality.result()` returns, from `summarize`.
+_RESULT_KEYS = ("pq", "sq", "rq", "pq_things", "sq_things", "rq_things", "pq_stuff",
+                "sq_stuff", "rq_stuff")
+
+
+def _check_metric_arguments(num_classes, thing_classes):
+    """`thing_classes` as ints in [0, num_classes), after checking both."""
+    check_positive_int("num_classes", num_classes)
+    things = tuple(int(t) for t in thing_classes)
+    if any(not 0 <= t < num_classes for t in things):
+        raise ValueError(
+            f"`thing_classes` must be ids in [0, {num_classes}). "
+            f"Received: thing_classes={thing_classes!r}"
+        )
+    return things
+
+
+def _batch_statistics(ground_truth, prediction, num_classes, thing_classes, label_divisor):
+    """`panoptic_statistics` summed over a batch of (H, W) maps, float64."""
+    return np.sum(
+        [panoptic_statistics(g, p, num_classes, thing_classes, label_divisor)
+         for g, p in zip(ground_truth, prediction, strict=True)],
+        axis=0,
+    ).reshape(num_classes, 4).astype(np.float64)
+
+
+def _result_values(stats, thing_classes):
+    """The `_RESULT_KEYS` entries of `summarize`, as one float64 vector."""
+    summary = summarize(stats, thing_classes)
+    return np.array([summary[k] for k in _RESULT_KEYS], np.float64)
+
+
 def _metric_class():
     import keras
     import tensorflow as tf
@@ -160,32 +193,13 @@ def _metric_class():
         def __init__(self, num_classes, thing_classes, label_divisor=LABEL_DIVISOR,
                      name="panoptic_quality", **kwargs):
             super().__init__(name=name, **kwargs)
-            if isinstance(num_classes, bool) or not isinstance(num_classes, int) or (
-                num_classes < 1
-            ):
-                raise ValueError(
-                    f"`num_classes` must be an integer >= 1. Received: num_classes={num_classes!r}"
-                )
+            self.thing_classes = _check_metric_arguments(num_classes, thing_classes)
             self.num_classes = num_classes
-            self.thing_classes = tuple(int(t) for t in thing_classes)
-            if any(not 0 <= t < num_classes for t in self.thing_classes):
-                raise ValueError(
-                    f"`thing_classes` must be ids in [0, {num_classes}). "
-                    f"Received: thing_classes={thing_classes!r}"
-                )
             self.label_divisor = label_divisor
             self.supports_jit = False
             self.statistics = self.add_variable(
                 shape=(num_classes, 4), initializer="zeros", dtype="float64", name="statistics"
             )
-
-        def _batch_statistics(self, ground_truth, prediction):
-            return np.sum(
-                [panoptic_statistics(g, p, self.num_classes, self.thing_classes,
-                                     self.label_divisor)
-                 for g, p in zip(ground_truth, prediction, strict=True)],
-                axis=0,
-            ).reshape(self.num_classes, 4)
 
         def update_state(self, y_true, y_pred, sample_weight=None):
             y_true = tf.convert_to_tensor(y_true)
@@ -193,17 +207,17 @@ def _metric_class():
             if y_true.shape.rank == 2:
                 y_true, y_pred = y_true[None], y_pred[None]
             stats = tf.numpy_function(
-                lambda g, p: self._batch_statistics(g, p).astype(np.float64),
+                lambda g, p: _batch_statistics(g, p, self.num_classes, self.thing_classes,
+                                               self.label_divisor),
                 [y_true, y_pred], tf.float64,
             )
             self.statistics.assign_add(tf.reshape(stats, (self.num_classes, 4)))
 
         def result(self):
-            def compute(stats):
-                summary = summarize(stats, self.thing_classes)
-                return np.array([summary[k] for k in _RESULT_KEYS], np.float64)
-
-            values = tf.numpy_function(compute, [self.statistics], tf.float64)
+            values = tf.numpy_function(
+                lambda stats: _result_values(stats, self.thing_classes), [self.statistics],
+                tf.float64,
+            )
             values = tf.reshape(values, (len(_RESULT_KEYS),))
             return {key: values[i] for i, key in enumerate(_RESULT_KEYS)}
 
@@ -219,10 +233,6 @@ def _metric_class():
             }
 
     return PanopticQuality
-
-
-_RESULT_KEYS = ("pq", "sq", "rq", "pq_things", "sq_things", "rq_things", "pq_stuff",
-                "sq_stuff", "rq_stuff")
 
 
 def __getattr__(name):

@@ -1,10 +1,12 @@
-"""LPSNet: outputs, serialization, training through fit, TFLite + panoptic head."""
+"""LPSNet: the shared model checks on its dict of outputs, its box outputs,
+its losses' gradients, training through fit, TFLite + panoptic head."""
 
 import numpy as np
 import pytest
 
-from kerasseg.panoptic.targets import level_points, level_shapes
-from tests.layer_checks import assert_outputs_close, check_layer_round_trip
+from kerasseg.models.lpsnet import lpsnet
+from kerasseg.panoptic.targets import level_shapes
+from tests.model_tester import ModelTester
 
 THINGS = (4, 5, 6)
 NUM_CLASSES = 7
@@ -21,8 +23,6 @@ OUTPUT_KEYS = {"semantic", "class_logits", "boxes", "borderness"}
 
 
 def build(**overrides):
-    from kerasseg.models.lpsnet import lpsnet
-
     return lpsnet(NUM_CLASSES, **{**TINY, **overrides})
 
 
@@ -30,60 +30,38 @@ def images(size, batch=1, seed=0):
     return np.random.default_rng(seed).uniform(0, 255, (batch, *size, 3)).astype("float32")
 
 
+# The shared overfitting check trains the semantic output only, so Keras
+# warns that the box head gets no gradient there.
+@pytest.mark.filterwarnings("ignore:Gradients do not exist:UserWarning")
+class TestLPSNet(ModelTester):
+    builder = staticmethod(lpsnet)
+    config = TINY
+    num_classes = NUM_CLASSES
+    sizes = ((64, 96), (67, 45))
+    semantic_output = "semantic"
+    output_atol = 1e-4
+    overfit_learning_rate = 5e-3
+
+    def check_outputs(self, outputs, size, batch):
+        # One row per box-head cell of P3..P7 in every box output; at training
+        # sizes (multiples of 32), the cells of `kerasseg.panoptic.targets`.
+        assert set(outputs) == OUTPUT_KEYS
+        cells = outputs["class_logits"].shape[1]
+        if size[0] % 32 == 0 and size[1] % 32 == 0:
+            assert cells == sum(h * w for h, w in level_shapes(*size))
+        assert outputs["class_logits"].shape == (batch, cells, len(THINGS))
+        assert outputs["boxes"].shape == (batch, cells, 4)
+        assert outputs["borderness"].shape == (batch, cells, 1)
+
+
 @pytest.fixture(scope="module")
 def model():
     return build()
 
 
-def test_outputs_and_cell_count(model):
-    import keras
-
-    assert isinstance(model, keras.Model) and model.get_layer("logits") is not None
-    out = {k: v.numpy() for k, v in model(images((64, 96), batch=2)).items()}
-    assert set(out) == OUTPUT_KEYS
-    cells = sum(h * w for h, w in level_shapes(64, 96))
-    assert out["semantic"].shape == (2, 64, 96, NUM_CLASSES)
-    assert out["class_logits"].shape == (2, cells, len(THINGS))
-    assert out["boxes"].shape == (2, cells, 4)
-    assert out["borderness"].shape == (2, cells, 1)
-    # Initial class scores follow the focal-loss prior of 0.01.
-    np.testing.assert_allclose(1 / (1 + np.exp(-out["class_logits"].mean())), 0.01, rtol=0.2)
-    odd = {k: v.numpy() for k, v in model(images((67, 45))).items()}
-    assert odd["semantic"].shape == (1, 67, 45, NUM_CLASSES)
-    assert odd["boxes"].shape[1] == odd["class_logits"].shape[1] == odd["borderness"].shape[1]
-    assert all(np.isfinite(v).all() for v in odd.values())
-
-
-def test_box_decoder_matches_target_geometry(tmp_path):
-    import tensorflow as tf
-
-    from kerasseg.models.lpsnet import BoxDecoder
-
-    # Zero logits mean distances of one stride around each cell's point.
-    boxes = BoxDecoder(16)(tf.zeros((1, 4, 6, 4))).numpy()[0]
-    ys, xs, strides = level_points(64, 96)
-    ys, xs = ys[strides == 16], xs[strides == 16]
-    np.testing.assert_allclose(boxes[:, 0], xs + 0.5 - 16)
-    np.testing.assert_allclose(boxes[:, 3], ys + 0.5 + 16)
-    logits = tf.constant(np.random.default_rng(0).normal(size=(2, 3, 5, 4)), tf.float32)
-    check_layer_round_trip(BoxDecoder(8, name="decoder"), logits, tmp_path)
-
-
-def test_config_round_trip_and_safe_mode_save(model, tmp_path):
-    import keras
-
-    x = images((64, 64))
-    expected = model(x)
-    clone = keras.Model.from_config(model.get_config())
-    clone.set_weights(model.get_weights())
-    path = tmp_path / "lpsnet.keras"
-    model.save(path)
-    loaded = keras.saving.load_model(path, safe_mode=True)
-    for other in (clone, loaded):
-        out = other(x)
-        for key in OUTPUT_KEYS:
-            assert_outputs_close(out[key], expected[key], atol=1e-4)
-    assert [layer.name for layer in build().layers] == [layer.name for layer in model.layers]
+def test_initial_class_scores_follow_the_focal_loss_prior(model):
+    class_logits = model(images((64, 96), batch=2))["class_logits"].numpy()
+    np.testing.assert_allclose(1 / (1 + np.exp(-class_logits.mean())), 0.01, rtol=0.2)
 
 
 def test_gradient_reaches_every_weight_through_lpsnet_losses(model):

@@ -1,3 +1,6 @@
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -62,3 +65,25 @@ def test_segnet_index_dropout_reaches_every_pooling_layer():
     assert np.any(unpooled(x, training=True).numpy() != unpooled(x, training=True).numpy())
     with pytest.raises(ValueError, match="index_dropout"):
         kerasseg.segnet(num_classes=2, index_dropout=1.0)
+
+
+def test_segnet_graph_is_the_one_saved_models_were_built_with():
+    # Layer names, classes and weight order recorded from the builder before
+    # its encoder became the `vgg16_bn` backbone: weights files saved then
+    # (`model.save_weights`, `weights=`) load into today's graph.
+    recorded = json.loads((Path(__file__).parent / "segnet_layers.json").read_text())
+    model = kerasseg.segnet(num_classes=5, base_filters=4)
+    assert [[layer.name, type(layer).__name__] for layer in model.layers] == recorded["layers"]
+    assert [[w.path, list(w.shape)] for w in model.weights] == recorded["weights"]
+
+
+def test_segnet_encoder_is_the_vgg16_bn_backbone():
+    import keras
+
+    from kerasseg.backbones import BACKBONES
+
+    inputs = keras.Input((None, None, 3))
+    encoder = keras.Model(inputs, BACKBONES["vgg16_bn"](inputs, base_filters=4))
+    model = kerasseg.segnet(num_classes=2, base_filters=4)
+    for layer in encoder.layers[1:]:
+        assert model.get_layer(layer.name).get_config() == layer.get_config()

@@ -201,10 +201,28 @@ def test_tampered_lattice_raises_invalid_argument(field, value):
         lattice_filter(random_values(1, 24, 2), tampered)
 
 
+# The op's limits (kMaxFeatureMagnitude, kMaxFeatureDims in
+# kerasseg/ops/cc/kernels/permutohedral_lattice.h).
+MAX_FEATURE_MAGNITUDE = 1e6
+MAX_FEATURE_DIMS = 16
+
+
+def is_valid_input(values, features):
+    """Whether the op must accept (values, features): at least one point and
+    channel, 1..16 feature dims, finite features of magnitude <= 1e6."""
+    _, points, channels = values.shape
+    dims = features.shape[-1]
+    return bool(points > 0 and channels > 0 and 1 <= dims <= MAX_FEATURE_DIMS
+                and np.isfinite(features).all()
+                and np.abs(features).max(initial=0) <= MAX_FEATURE_MAGNITUDE)
+
+
 @requires_op
 def test_fuzz_random_shapes_and_values():
     rng = np.random.default_rng(1234)
-    for _ in range(60):
+    cases = 60
+    ran = []
+    for _ in range(cases):
         batch, points = rng.integers(0, 4), rng.integers(0, 120)
         channels, dims = rng.integers(0, 6), rng.integers(0, 7)
         scale = 10.0 ** rng.uniform(-3, 8)
@@ -212,13 +230,20 @@ def test_fuzz_random_shapes_and_values():
         values = rng.normal(size=(batch, points, channels)).astype(np.float32)
         if rng.uniform() < 0.1 and features.size:
             features.flat[rng.integers(features.size)] = rng.choice([np.nan, np.inf, -np.inf])
+        valid = is_valid_input(values, features)
         try:
             out = permutohedral_filter(values, features).numpy()
         except tf.errors.InvalidArgumentError:
+            # Only invalid inputs may be refused.
+            assert not valid, (batch, points, channels, dims, scale)
             continue
+        assert valid, ("accepted an invalid input", batch, points, channels, dims, scale)
+        ran.append((batch, points, channels, dims))
         assert out.shape == values.shape and np.isfinite(out).all()
         ones = permutohedral_filter(np.ones_like(values[..., :1]), features).numpy()
         assert (ones > 0).all()
+    # Every valid case ran (checked above), and they are a real share of the cases.
+    assert len(ran) >= cases // 3, ran
     # Random garbage where a lattice belongs: an error or a finite result.
     for _ in range(40):
         lattice = permutohedral_lattice(image_features(3, 4, theta_rgb=13.0))
