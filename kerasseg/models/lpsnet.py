@@ -26,6 +26,7 @@ import math
 
 import keras
 
+from kerasseg.data.labels import COCO_PANOPTIC_CLASSES, COCO_THING_CLASSES
 from kerasseg.layers import BoxDecoder, ResizeLike
 from kerasseg.models.blocks import conv_bn_relu, output_layer
 from kerasseg.models.fpn import feature_pyramid
@@ -34,10 +35,6 @@ from kerasseg.utils import check_positive_int, load_model_weights
 
 BOX_LEVELS = (3, 4, 5, 6, 7)
 SEMANTIC_LEVELS = (2, 3, 4, 5)
-# COCO panoptic: 133 categories, numbered 0..132 in the order of their COCO
-# ids; the 80 things come first.
-COCO_PANOPTIC_CLASSES = 133
-COCO_THING_CLASSES = tuple(range(80))
 
 
 def _check_thing_classes(thing_classes, num_classes):

@@ -23,6 +23,7 @@ small with balanced replicas).
 import keras
 import tensorflow as tf
 
+from kerasseg.data.labels import IGNORE_LABEL
 from kerasseg.losses import PixelCrossEntropy
 from kerasseg.schedules import StepDecay
 from kerasseg.utils import check_choice
@@ -165,7 +166,7 @@ class BordernessLoss(keras.losses.Loss):
 
 
 def lpsnet_losses(preset="coco", loss_weights=None, focal_alpha=0.25, focal_gamma=2.0,
-                  box_loss="giou", ignore_label=255):
+                  box_loss="giou", ignore_label=IGNORE_LABEL):
     """Losses and loss weights for `compile`, keyed by LPSNet's output names.
 
     Args:

@@ -36,7 +36,8 @@ def test_builder_without_arguments_builds_the_papers_classes(name):
 def test_lpsnet_default_things_are_cocos_first_80_categories():
     import inspect
 
-    from kerasseg.models.lpsnet import COCO_THING_CLASSES, lpsnet
+    from kerasseg.data.labels import COCO_THING_CLASSES
+    from kerasseg.models.lpsnet import lpsnet
 
     defaults = inspect.signature(lpsnet).parameters
     assert defaults["num_classes"].default == 133
