@@ -1,22 +1,22 @@
-"""Driving scenes: Cityscapes-palette segmentation overlay with a legend.
+"""Driving scenes: a street-scene segmentation overlay with a legend.
 
 Runs an exported semantic model through `kerasseg.runtime`: a `.tflite` on
 the CPU, an `.onnx` with ONNX Runtime, or a TensorRT `.engine` on a Jetson
 (built with the `export/jetson/` kit). Input: a video file, a folder of
-images, one image or a camera. Classes are drawn in the Cityscapes 19-class
-palette (by label name, from the model's metadata sidecar) with a legend, and
-the frame rate on every frame.
+images, one image or a camera. Classes are drawn in the model's own colours
+(its metadata sidecar's palette, as the CamVid and Cityscapes exports carry;
+Cityscapes colours by label name otherwise) with a legend, and the frame
+rate on every frame.
 
 With no --model it trains a small LR-ASPP MobileNetV3-Small on the synthetic
-street scenes (about a minute, once; cached in the user cache folder); their
-classes map onto Cityscapes ones (grass -> terrain, wall -> building; ball
-has no Cityscapes class and is left undrawn). With no --input it pans across
-synthetic street scenes, a stand-in for a dash-cam clip.
+street scenes (about a minute, once; cached in the user cache folder). With
+no --input it pans across synthetic street scenes, a stand-in for a dash-cam
+clip.
 
 Examples:
     python demos/driving_scenes.py                                  # synthetic
-    python demos/driving_scenes.py --input drive.mp4 --model cityscapes.tflite
-    python demos/driving_scenes.py --input frames/ --model cityscapes_fp16.engine
+    python demos/driving_scenes.py --model camvid.tflite --input CamVid/test/
+    python demos/driving_scenes.py --input drive.mp4 --model cityscapes_fp16.engine
 """
 
 import os
@@ -29,14 +29,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import _common  # noqa: E402
 
-from kerasseg.data.labels import CITYSCAPES_CLASSES, CITYSCAPES_PALETTE  # noqa: E402
+from kerasseg.data.labels import CITYSCAPES_CLASSES, CITYSCAPES_PALETTE, voc_palette  # noqa: E402
 
 DEFAULT_OUTPUT = "driving_scenes.mp4"
-# Synthetic scene classes drawn as the nearest Cityscapes class (None: not drawn).
-SYNTHETIC_TO_CITYSCAPES = {
-    "sky": "sky", "grass": "terrain", "road": "road", "wall": "building",
-    "person": "person", "car": "car", "ball": None,
-}
 TRAIN_SIZE = (128, 256)
 
 
@@ -87,44 +82,45 @@ def synthetic_clip(num_frames):
     return _common.scene_clip(num_frames, 256, 512, first_seed=11)
 
 
-def cityscapes_lookup(labels):
-    """Model label index -> Cityscapes class index (-1: not drawn), by name."""
+def class_colours(labels, palette):
+    """(names, (C, 3) colours) to draw a model's classes: its metadata's palette,
+    else Cityscapes colours for Cityscapes names and the VOC colour map's for
+    the rest."""
     if labels is None:
         raise ValueError(
             "--model has no labels in its metadata sidecar (<model>.json), so its classes "
-            "cannot be matched to the Cityscapes palette; export it with labels=[...]."
+            "cannot be named in the legend; export it with labels=[...]."
         )
-    if tuple(labels) == tuple(SYNTHETIC_TO_CITYSCAPES):
-        labels = list(SYNTHETIC_TO_CITYSCAPES.values())
-    lookup = [CITYSCAPES_CLASSES.index(name) if name in CITYSCAPES_CLASSES else -1
-              for name in labels]
-    return np.array(lookup, np.int32)
+    if palette is not None:
+        return list(labels), np.asarray(palette, np.uint8)
+    others = voc_palette(len(labels))
+    return list(labels), np.stack([
+        CITYSCAPES_PALETTE[CITYSCAPES_CLASSES.index(name)] if name in CITYSCAPES_CLASSES
+        else others[index] for index, name in enumerate(labels)])
 
 
-def overlay(frame, cityscapes_ids, opacity):
-    """Blends the Cityscapes colour of each pixel into the frame (void pixels untouched)."""
-    colours = CITYSCAPES_PALETTE[np.maximum(cityscapes_ids, 0)].astype(np.float32)
-    alpha = np.where(cityscapes_ids >= 0, opacity, 0.0).astype(np.float32)[..., None]
-    blended = (1 - alpha) * frame.astype(np.float32) + alpha * colours
+def overlay(frame, labels, palette, opacity):
+    """Blends the colour of each pixel's class into the frame."""
+    colours = palette[labels].astype(np.float32)
+    blended = (1 - opacity) * frame.astype(np.float32) + opacity * colours
     return np.clip(np.rint(blended), 0, 255).astype(np.uint8)
 
 
-def legend(height, classes, present, scale):
-    """A panel listing `classes` (Cityscapes ids) with swatches; classes not in
-    the frame are dimmed."""
-    row = int(26 * scale / 0.5)
-    width = int(130 * scale / 0.5)
-    panel = np.full((max(height, row * (len(classes) + 1)), width, 3), 32, np.uint8)
-    _common.put_text(panel, "classes", (6, row - 8), scale, background=(32, 32, 32))
+def legend(height, names, palette, present, scale):
+    """A panel listing the classes with swatches; classes not in the frame are dimmed."""
     import cv2
 
-    for i, index in enumerate(classes, start=1):
-        y = i * row
-        colour = tuple(int(c) for c in CITYSCAPES_PALETTE[index])
+    row = int(26 * scale / 0.5)
+    width = int(130 * scale / 0.5)
+    panel = np.full((max(height, row * (len(names) + 1)), width, 3), 32, np.uint8)
+    _common.put_text(panel, "classes", (6, row - 8), scale, background=(32, 32, 32))
+    for index, name in enumerate(names):
+        y = (index + 1) * row
+        colour = tuple(int(c) for c in palette[index])
         cv2.rectangle(panel, (6, y + 4), (6 + row - 8, y + row - 4), colour, -1)
         text_colour = (255, 255, 255) if index in present else (120, 120, 120)
-        _common.put_text(panel, CITYSCAPES_CLASSES[index], (row + 4, y + row - 8), scale,
-                         color=text_colour, background=(32, 32, 32))
+        _common.put_text(panel, name, (row + 4, y + row - 8), scale, color=text_colour,
+                         background=(32, 32, 32))
     return panel[:height] if panel.shape[0] > height else panel
 
 
@@ -145,24 +141,19 @@ def run(argv=None):
         _common.cache_dir(args.cache_dir), args.fast, args.train_seconds
     )
     segmenter = Segmenter.load(model_path, num_threads=args.threads)
-    lookup = cityscapes_lookup(segmenter.labels)
-    drawn = sorted({int(i) for i in lookup if i >= 0})
-    if args.model is None:
-        print("Synthetic classes shown in the Cityscapes palette: "
-              + ", ".join(f"{k} -> {v or 'not drawn'}" for k, v in SYNTHETIC_TO_CITYSCAPES.items()))
+    names, palette = class_colours(segmenter.labels, segmenter.palette)
     frames = _common.input_frames(
         args, synthetic_clip(args.frames or 72),
-        "a synthetic driving clip (panning across synthetic street scenes, classes mapped to "
-        "the Cityscapes palette)")
+        "a synthetic driving clip (panning across synthetic street scenes)")
 
     def step(frame):
         started = time.perf_counter()
-        ids = lookup[segmenter.predict(frame)]
+        labels = segmenter.predict(frame)
         model_ms = 1000 * (time.perf_counter() - started)
-        picture = overlay(frame, ids, args.opacity)
-        present = set(np.unique(ids).tolist())
-        legend_panel = legend(picture.shape[0], drawn, present, _common.text_scale(picture))
-        return np.concatenate([picture, legend_panel], axis=1), model_ms
+        picture = overlay(frame, labels, palette, args.opacity)
+        present = set(np.unique(labels).tolist())
+        panel = legend(picture.shape[0], names, palette, present, _common.text_scale(picture))
+        return np.concatenate([picture, panel], axis=1), model_ms
 
     return _common.play(args, frames, "kerasseg driving scenes", step, "model",
                  os.path.basename(model_path))

@@ -102,7 +102,7 @@ def test_demo_reports_bad_input_and_exits_2(demos, portrait_tflite, tmp_path, ca
     assert "missing.mp4" in capsys.readouterr().err
 
 
-def test_driving_demo_overlays_cityscapes_palette_with_legend(demos, driving_tflite, tmp_path):
+def test_driving_demo_overlays_the_models_palette_with_legend(demos, driving_tflite, tmp_path):
     output = tmp_path / "driving.mp4"
     code = demos["driving_scenes"].main(["--model", str(driving_tflite), "--frames", "3",
                                          "--output", str(output)])
@@ -112,21 +112,25 @@ def test_driving_demo_overlays_cityscapes_palette_with_legend(demos, driving_tfl
     assert frames[0].shape[0] == 256 and frames[0].shape[1] > 512  # frame + legend panel
 
 
-def test_driving_lookup_and_overlay(demos):
+def test_driving_colours_and_overlay(demos):
     driving = demos["driving_scenes"]
-    from kerasseg.data.synthetic import CLASS_NAMES
+    from kerasseg.data.labels import CAMVID_CLASSES, CAMVID_PALETTE, voc_palette
 
-    lookup = driving.cityscapes_lookup(list(CLASS_NAMES))
-    names = [driving.CITYSCAPES_CLASSES[i] if i >= 0 else None for i in lookup]
-    assert names == ["sky", "terrain", "road", "building", "person", "car", None]
-    # A Cityscapes-labelled model maps one to one.
-    assert list(driving.cityscapes_lookup(list(driving.CITYSCAPES_CLASSES))) == list(range(19))
+    # The metadata's palette (a CamVid export's) draws the classes.
+    names, palette = driving.class_colours(CAMVID_CLASSES, CAMVID_PALETTE)
+    assert names == list(CAMVID_CLASSES)
+    np.testing.assert_array_equal(palette, CAMVID_PALETTE)
+    # Without one: Cityscapes colours by name, the VOC colour map's for the rest.
+    names, palette = driving.class_colours(["sky", "ball", "car"], None)
+    np.testing.assert_array_equal(palette, [driving.CITYSCAPES_PALETTE[10], voc_palette(3)[1],
+                                            driving.CITYSCAPES_PALETTE[13]])
+    with pytest.raises(ValueError, match="no labels"):
+        driving.class_colours(None, None)
     frame = np.full((2, 2, 3), 50, np.uint8)
-    ids = np.array([[0, 10], [11, -1]])
-    out = driving.overlay(frame, ids, opacity=1.0)
-    np.testing.assert_array_equal(out[0, 0], driving.CITYSCAPES_PALETTE[0])
-    np.testing.assert_array_equal(out[1, 0], driving.CITYSCAPES_PALETTE[11])
-    np.testing.assert_array_equal(out[1, 1], frame[1, 1])  # void: untouched
+    out = driving.overlay(frame, np.array([[0, 2], [1, 0]]), palette, opacity=1.0)
+    np.testing.assert_array_equal(out[0, 1], palette[2])
+    np.testing.assert_array_equal(driving.overlay(frame, np.zeros((2, 2), int), palette, 0.0),
+                                  frame)
 
 
 def test_panoptic_demo_runs_lpsnet(demos, tmp_path):
