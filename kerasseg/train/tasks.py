@@ -51,7 +51,8 @@ class SplitData:
     Attributes:
         dataset: Unbatched `tf.data.Dataset` of (image float32 (H, W, 3) in
             [0, 255], ground truth): a class-id mask, or a panoptic id map.
-        num_classes: Number of (semantic) classes.
+        num_classes: The model's classes, its output channels (1 for the
+            binary task's foreground score; panoptic: the semantic classes).
         thing_classes: Thing class ids, in the class head's order (panoptic).
     """
 
