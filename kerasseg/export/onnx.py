@@ -33,6 +33,11 @@ DEFAULT_OPSET = 17
 # Resize, Softmax, pooling or element-wise ops would make TensorRT reformat
 # between INT8 and float there and cost accuracy for no speed.
 INT8_OP_TYPES = ("Conv", "ConvTranspose", "Gemm", "MatMul")
+# Calibration of the int8 Q/DQ graph. TensorRT takes symmetric int8 only.
+# MinMax, per channel: benchmarks/int8_calibration.py measures the others
+# (percentile and entropy calibration, per-tensor weights) on the trained
+# test models and the quickstart model.
+CALIBRATION = {"method": "MinMax", "per_channel": True, "symmetric": True}
 
 
 def to_onnx(
@@ -216,12 +221,13 @@ def _to_fp16(model_proto):
     return model_proto
 
 
-def _to_int8(model_proto, images, batch, exclude=(), cache=None):
+def _to_int8(model_proto, images, batch, exclude=(), cache=None, calibration=None):
     """Explicit Q/DQ quantization, in the form TensorRT accepts: int8 with zero
     point 0 (symmetric), per-channel weights, float bias, Q/DQ pairs on the
     float weights (TensorRT folds them into its own int8 weights). Nodes in
     `exclude` stay float; `cache` is a calibration cache file (calibration
-    runs once, later calls reuse the ranges)."""
+    runs once, later calls reuse the ranges); `calibration` overrides
+    entries of CALIBRATION (for measurements)."""
     import onnx
     from onnxruntime.quantization import (
         CalibrationDataReader,
@@ -242,6 +248,7 @@ def _to_int8(model_proto, images, batch, exclude=(), cache=None):
         def get_next(self):
             return next(self.feeds, None)
 
+    settings = {**CALIBRATION, **(calibration or {})}
     with tempfile.TemporaryDirectory(prefix="kerasseg_int8_") as directory:
         quantized = os.path.join(directory, "int8.onnx")
         quantize_static(
@@ -252,13 +259,14 @@ def _to_int8(model_proto, images, batch, exclude=(), cache=None):
             op_types_to_quantize=list(INT8_OP_TYPES),
             nodes_to_exclude=list(exclude),
             calibration_cache_path=cache,
-            per_channel=True,
+            per_channel=settings["per_channel"],
             activation_type=QuantType.QInt8,
             weight_type=QuantType.QInt8,
-            calibrate_method=CalibrationMethod.MinMax,
+            calibrate_method=getattr(CalibrationMethod, settings["method"]),
             extra_options={
-                "ActivationSymmetric": True,
+                "ActivationSymmetric": settings["symmetric"],
                 "WeightSymmetric": True,
+                "CalibPercentile": settings.get("percentile", 99.999),
                 "AddQDQPairToWeight": True,
                 # TensorRT has no int32 DequantizeLinear for a quantized bias.
                 "QuantizeBias": False,
@@ -293,9 +301,13 @@ class _Int8Check:
             self.cache = os.path.join(directory, "calibration.json")
             outcome = int8.guarantee(self._quantize, lambda proto: self._labels(
                 proto, held_out), reference, self._ranked, self.min_agreement)
+        # tf2onnx names some convolutions "Conv__<n>": their weights keep the layer's name.
+        nodes = {node.name: node for node in model_proto.graph.node}
+        described = [";".join([name, *nodes[name].input[1:2]]) for name in outcome.kept]
         record = int8.metadata_record(
             outcome, self.min_agreement, len(calibration), len(held_out),
-            int8.layer_names(outcome.kept, self.model), {"float_nodes": len(outcome.kept)})
+            int8.layer_names(described, self.model),
+            {"float_nodes": len(outcome.kept), "calibration": dict(CALIBRATION)})
         return outcome.artifact, record
 
     def _quantize(self, kept):

@@ -141,15 +141,28 @@ def test_noise_to_signal_is_per_channel():
     assert noise_to_signal(np.zeros((5, 2)), np.ones((5, 2))) == 0.0  # no signal to lose
 
 
-def test_guarantee_keeps_more_per_step_and_split():
-    steps = []
+def test_guarantee_tries_units_alone_then_keeps_more_per_step():
+    calls = []
 
     def labels(kept):  # agreement grows with what is kept; 6 units reach the target
-        steps.append(len(kept))
+        calls.append(len(kept))
         return np.arange(10) < min(10, 4 + len(kept))
 
     outcome = guarantee(lambda kept: list(kept), labels, np.ones(10, bool),
                         lambda: list("abcdefghij"), 1.0)
-    assert steps == [0, 1, 2, 3, 4, 6] and outcome.kept == list("abcdef")
+    assert calls == [0] + [1] * 10 + [1, 2, 3, 4, 6] and outcome.kept == list("abcdef")
+    assert outcome.steps[-1] == (6, 1.0)
+
+    def decisive(kept):  # only "h" matters: found alone, in measured order
+        return np.arange(10) < (10 if "h" in kept else 9)
+
+    outcome = guarantee(lambda kept: list(kept), decisive, np.ones(10, bool),
+                        lambda: list("abcdefghij"), 1.0)
+    assert outcome.kept == ["h"] and outcome.steps == [(0, 0.9), (1, 1.0)]
+
+
+def test_split_held_out():
     calibration, held_out = split_held_out(np.zeros((16, 2)), None)
     assert (len(calibration), len(held_out)) == (12, 4)
+    calibration, held_out = split_held_out(np.zeros((16, 2)), None, min_agreement=None)
+    assert (len(calibration), len(held_out)) == (16, 0)
