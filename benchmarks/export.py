@@ -90,7 +90,8 @@ def export_three(model, size, directory, tag, **options):
     paths = {}
     for name, quantization in QUANTIZATIONS.items():
         paths[name] = to_tflite(
-            model, os.path.join(directory, f"{tag}_{name}.tflite"), quantization=quantization,
+            model, os.path.join(directory, f"{tag}_{name}.tflite"), (size, size),
+            quantization=quantization,
             representative_data=scenes(size, CALIBRATION), calibration_steps=CALIBRATION,
             io_dtype="uint8", min_agreement=None, **options)
     return paths
@@ -127,11 +128,12 @@ def int8_agreement(model, calibration, test_images, directory):
     from kerasseg.export.int8 import exported_labels, reference_labels
     from kerasseg.runtime import read_metadata
 
-    reference = reference_labels(model, test_images)
+    reference, size = reference_labels(model, test_images), tuple(test_images.shape[1:3])
     paths = {
-        "tflite": to_tflite(model, os.path.join(directory, "agree.tflite"), quantization="int8",
-                            representative_data=calibration, io_dtype="uint8"),
-        "onnx": to_onnx(model, os.path.join(directory, "agree.onnx"), precision="int8",
+        "tflite": to_tflite(model, os.path.join(directory, "agree.tflite"), size,
+                            quantization="int8", representative_data=calibration,
+                            io_dtype="uint8"),
+        "onnx": to_onnx(model, os.path.join(directory, "agree.onnx"), size, precision="int8",
                         calibration_data=calibration),
     }
     return {route: (float(np.mean(exported_labels(path, test_images) == reference)),

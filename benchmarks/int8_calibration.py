@@ -6,9 +6,11 @@ exports int8 without the agreement guarantee (`min_agreement=None`, so the
 raw effect of each choice shows) and scores the labels on unseen scenes:
 
 - number of calibration images (training scenes): TFLite and ONNX;
-- ONNX only (its quantizer exposes them): per-tensor instead of per-channel
-  weights, asymmetric activations (which TensorRT cannot build), and
-  percentile or entropy calibration instead of min-max.
+- ONNX only (its quantizer exposes them), against its default
+  (`kerasseg.export.onnx.CALIBRATION`: 99.99th-percentile activation ranges,
+  per-channel symmetric weights): min-max, 99.999th-percentile or entropy
+  ranges, per-tensor weights, and asymmetric activations (which TensorRT
+  cannot build).
 
 TFLite's converter has per-channel weights, asymmetric activations and
 min-max ranges, and no public switch for any of them.
@@ -30,11 +32,11 @@ from tests.export import trained  # noqa: E402
 
 COUNTS = (8, 16, 32, 64)
 ONNX_VARIANTS = {
-    "per-tensor w": {"per_channel": False},
-    "asymmetric act": {"symmetric": False},
-    "percentile 99.99": {"method": "Percentile", "percentile": 99.99},
+    "min-max": {"method": "MinMax"},
     "percentile 99.999": {"method": "Percentile", "percentile": 99.999},
     "entropy": {"method": "Entropy"},
+    "per-tensor w": {"per_channel": False},
+    "asymmetric act": {"symmetric": False},
 }
 VARIANT_IMAGES = 32  # calibration images of the ONNX variants
 
@@ -48,13 +50,14 @@ def agreements(model, calibration, test_images, directory):
     from kerasseg.export.onnx import _to_int8
 
     reference = reference_labels(model, test_images)
-    path = os.path.join(directory, "m")
+    path, size = os.path.join(directory, "m"), tuple(test_images.shape[1:3])
     row = {}
     for count in COUNTS:
-        exported = to_tflite(model, path + ".tflite", quantization="int8", min_agreement=None,
-                             representative_data=calibration[:count], io_dtype="uint8")
+        exported = to_tflite(model, path + ".tflite", size, quantization="int8",
+                             representative_data=calibration[:count], io_dtype="uint8",
+                             min_agreement=None)
         row[f"TFLite {count}"] = agreement(reference, exported_labels(exported, test_images))
-    proto = onnx.load(to_onnx(model, path + ".onnx"))
+    proto = onnx.load(to_onnx(model, path + ".onnx", size))
     runs = {f"ONNX {count}": (count, {}) for count in COUNTS}
     runs.update({name: (VARIANT_IMAGES, settings) for name, settings in ONNX_VARIANTS.items()})
     for column, (count, settings) in runs.items():
