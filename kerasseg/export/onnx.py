@@ -12,7 +12,9 @@ explicit QuantizeLinear/DequantizeLinear (Q/DQ) nodes, both with float32
 inputs and outputs, and every TensorRT version builds the same engine.
 """
 
+import contextlib
 import copy
+import io
 import json
 import os
 import tempfile
@@ -253,7 +255,9 @@ def _to_int8(model_proto, images, batch, exclude=(), cache=None, calibration=Non
             return next(self.feeds, None)
 
     settings = {**CALIBRATION, **(calibration or {})}
-    with tempfile.TemporaryDirectory(prefix="kerasseg_int8_") as directory:
+    # The calibrators print their progress to stdout.
+    with tempfile.TemporaryDirectory(prefix="kerasseg_int8_") as directory, \
+            contextlib.redirect_stdout(io.StringIO()):
         quantized = os.path.join(directory, "int8.onnx")
         quantize_static(
             copy.deepcopy(model_proto),  # it moves the weights of what it is given to a file
