@@ -219,6 +219,12 @@ def quickstart(args, directory):
         paths = export_three(model, size, directory, f"quickstart{size}", **options)
         cells = timing_rows(f"quickstart {size}", model.count_params(), paths, args.rounds)
         print("| " + " | ".join(cells) + " |", flush=True)
+        if size == trained_size and not args.skip_agreement:
+            guaranteed = os.path.join(directory, "agree.tflite")  # from int8_agreement
+            ms = time_files([paths["fp32"], guaranteed], 1, args.rounds)
+            print(f"\nThe guaranteed int8 TFLite file at {size} (layers kept float as above): "
+                  f"{ms[guaranteed]:.2f} ms, {ms[paths['fp32']] / ms[guaranteed]:.2f}x fp32 "
+                  "(1 thread)\n")
 
 
 def peer_path(given):

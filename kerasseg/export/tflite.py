@@ -74,9 +74,10 @@ def to_tflite(
 
     An "int8" export is checked against the Keras model: if the labels of
     fewer than `min_agreement` of the pixels of held-out images agree, the
-    layers whose int8 tensors lose most (measured by LiteRT's quantisation
-    debugger) stay in float until they do, or `Int8AgreementError` says how
-    far it got. The sidecar records the agreement and the float layers.
+    layers whose int8 tensors lose most (ranked by LiteRT's quantisation
+    debugger, then by the agreement each reaches alone in float) stay in
+    float until they do, or `Int8AgreementError` says how far it got. The
+    sidecar records the agreement and the float layers.
 
     Args:
         model: A Keras segmentation model (one image input).
