@@ -28,7 +28,19 @@ def add_arguments(parser):
                         help="TFLite input type (and output type with int8)")
     parser.add_argument("--calibration", metavar="DIR|synthetic",
                         help="int8 calibration images: a folder of images or 'synthetic'")
-    parser.add_argument("--calibration-steps", type=int, default=100)
+    parser.add_argument("--calibration-steps", type=int, default=100,
+                        help="calibration images read; a quarter are held out for the int8 "
+                             "agreement check")
+    parser.add_argument("--min-agreement", type=float, default=0.98, metavar="FRACTION",
+                        help="int8: share of held-out pixels whose label must match the Keras "
+                             "model's; the most sensitive layers stay float until it does "
+                             "(0: no check)")
+    parser.add_argument("--per-tensor-weights", action="store_true",
+                        help="TFLite int8: one scale per weight tensor instead of per channel "
+                             "(a smaller file; the agreement check still applies)")
+    parser.add_argument("--low-res-logits", action="store_true",
+                        help="TFLite: output the logits at the network's output stride and "
+                             "leave the resize to the image size to the runtime (faster)")
     parser.add_argument("--allow-flex-ops", action="store_true")
     parser.add_argument("--nchw", action="store_true", help="ONNX/TensorRT NCHW layout")
     parser.add_argument("--dynamic-shape", action="store_true", help="ONNX: dynamic batch/size")
@@ -95,23 +107,38 @@ def run(args):
                 args.calibration, fixed_image_size(model, image_size), args.calibration_steps)
         path = export.to_tflite(
             model, args.output_path, image_size, args.quantization, calibration,
-            args.calibration_steps, args.io_dtype, args.output, args.allow_flex_ops, labels)
+            args.calibration_steps, args.io_dtype, args.output, args.allow_flex_ops, labels,
+            min_agreement=args.min_agreement or None, resize_logits=not args.low_res_logits,
+            per_channel=not args.per_tensor_weights)
     elif fmt == "onnx":
         precision = args.precision or "fp32"
         calibration = _int8_calibration(args, model, image_size) if precision == "int8" else None
         path = export.to_onnx(model, args.output_path, image_size, not args.dynamic_shape,
                               args.nchw, args.opset, args.output, labels=labels,
                               precision=precision, calibration_data=calibration,
-                              calibration_steps=args.calibration_steps)
+                              calibration_steps=args.calibration_steps,
+                              min_agreement=args.min_agreement or None)
     else:
         precision = args.precision or "fp16"
         calibration = _int8_calibration(args, model, image_size) if precision == "int8" else None
         try:
             path = export.to_tensorrt(model, args.output_path, precision, image_size,
                                       args.nchw, calibration, args.calibration_steps,
-                                      labels=labels)
+                                      labels=labels, min_agreement=args.min_agreement or None)
         except export.TensorRTUnavailableError as error:
             print(error)
             return 1
     print(f"wrote {path} (metadata: {path.rstrip('/')}.json)")
+    _print_int8_check(path)
     return 0
+
+
+def _print_int8_check(path):
+    """The agreement an int8 export reached and what it kept in float, from its sidecar."""
+    from kerasseg.export.int8 import describe
+    from kerasseg.runtime.metadata import read_metadata
+
+    metadata = read_metadata(path.rstrip("/"))
+    record = (metadata or {}).get("quantization", {})
+    if record.get("mode") == "int8":
+        print(describe(record))

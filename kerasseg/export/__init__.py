@@ -2,7 +2,9 @@
 
 Every exporter writes a metadata sidecar (`<file>.json`: labels, palette,
 input size and layout, normalisation, output kind, quantisation) that
-`kerasseg.runtime.Segmenter` and the target kits in `export/` read.
+`kerasseg.runtime.Segmenter` and the target kits in `export/` read. int8
+exports are held to a label agreement with the Keras model
+(`kerasseg.export.int8`).
 
 Example:
     >>> from kerasseg.export import to_tflite, to_onnx
@@ -11,12 +13,14 @@ Example:
 """
 
 from kerasseg.export.common import strip_crf
+from kerasseg.export.int8 import Int8AgreementError
 from kerasseg.export.onnx import to_onnx
 from kerasseg.export.saved_model import to_saved_model
 from kerasseg.export.tensorrt import TensorRTUnavailableError, to_tensorrt, trtexec_command
 from kerasseg.export.tflite import UnsupportedOpsError, to_tflite
 
 __all__ = [
+    "Int8AgreementError",
     "TensorRTUnavailableError",
     "UnsupportedOpsError",
     "strip_crf",

@@ -117,6 +117,41 @@ def head(logits, output, native):
     return tf.nn.softmax(logits, axis=-1)
 
 
+# The builders' head: classifier -> "upsample_logits" (ResizeLike to the input) -> "logits".
+LOGITS_RESIZE = "upsample_logits"
+
+
+def without_logits_resize(model, output="logits"):
+    """`model` without its final bilinear resize of the logits to the input
+    size: a model sharing its layers that outputs the classifier's logits at
+    the network's output stride (the runtime resizes them).
+
+    Raises:
+        ValueError: `output` is not "logits", or the model does not end in
+            that resize (e.g. FCN's learned upsampling, LPSNet's outputs).
+    """
+    if output != "logits":
+        raise ValueError(
+            "Leaving the logits resize to the runtime (resize_logits=False) needs "
+            f"output='logits': {output} at low resolution would not resize into the same "
+            f"labels. Received: output={output!r}"
+        )
+    names = [layer.name for layer in model.layers]
+    last = model.get_layer("logits") if "logits" in names else None
+    if (LOGITS_RESIZE not in names or last is None or len(model.outputs) != 1
+            or last.output is not model.outputs[0]
+            or last.input is not model.get_layer(LOGITS_RESIZE).output):
+        raise ValueError(
+            f"resize_logits=False needs a model whose last layers are the bilinear "
+            f"'{LOGITS_RESIZE}' resize and the 'logits' activation, as the kerasseg builders' "
+            f"heads; model {model.name!r} does not end that way."
+        )
+    logits = model.get_layer(LOGITS_RESIZE).input[0]
+    # A new float32 "logits" layer: calling the model's own would give it a second node.
+    logits = keras.layers.Activation("linear", dtype="float32", name="logits")(logits)
+    return keras.Model(model.inputs, logits, name=model.name)
+
+
 def fixed_image_size(model, image_size, argument="image_size"):
     """(height, width) to export at: `image_size`, else the model's static input size."""
     if image_size is None:

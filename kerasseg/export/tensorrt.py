@@ -11,6 +11,7 @@ Engines are specific to the GPU and TensorRT version: build them on the target
 import json
 import os
 
+from kerasseg.export.int8 import DEFAULT_MIN_AGREEMENT
 from kerasseg.runtime.metadata import PRECISIONS, file_precision
 from kerasseg.runtime.tensorrt import build_engine, visible_gpu_count
 from kerasseg.utils import check_choice
@@ -72,6 +73,7 @@ def to_tensorrt(
     workspace_gb=2.0,
     labels=None,
     palette=None,
+    min_agreement=DEFAULT_MIN_AGREEMENT,
 ):
     """Builds a strongly typed TensorRT engine (FP32, FP16 or INT8).
 
@@ -94,6 +96,8 @@ def to_tensorrt(
         workspace_gb: Builder workspace limit in GiB.
         labels: Class names for the metadata sidecar.
         palette: (num_classes, 3) RGB colours for the metadata sidecar.
+        min_agreement: For "int8" with a Keras model: the agreement the ONNX
+            export is held to (see `to_onnx`).
 
     Returns:
         `engine_path`.
@@ -132,7 +136,8 @@ def to_tensorrt(
         onnx_path = os.path.splitext(engine_path)[0] + ".onnx"
         to_onnx(model, onnx_path, image_size=image_size, static_shape=True, nchw=nchw,
                 labels=labels, palette=palette, precision=precision,
-                calibration_data=calibration_data, calibration_steps=calibration_steps)
+                calibration_data=calibration_data, calibration_steps=calibration_steps,
+                min_agreement=min_agreement)
         metadata = _onnx_metadata(onnx_path)
     reason = _unavailable_reason()
     if reason:

@@ -18,8 +18,13 @@ def _pad_to_even(x):
 
     The copy never wins the argmax (ties go to the first index, and the copy
     comes after its original), so pooling behaves as "ceil" mode over the
-    real pixels only.
+    real pixels only. A known even size is not padded at all: a converter
+    keeps even a zero-width MIRROR_PAD, which LiteRT runs as a full copy
+    (28 ms of a 512x512 SegNet's 340 in float32, 33 of 163 in int8).
     """
+    if x.shape[1] is not None and x.shape[2] is not None:
+        if x.shape[1] % 2 == 0 and x.shape[2] % 2 == 0:
+            return x
     shape = tf.shape(x)
     pad_h, pad_w = shape[1] % 2, shape[2] % 2
     return tf.pad(x, [[0, 0], [0, pad_h], [0, pad_w], [0, 0]], mode="SYMMETRIC")

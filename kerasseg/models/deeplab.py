@@ -16,6 +16,11 @@ from kerasseg.utils import check_positive_int, check_rate, load_model_weights
 # ResNet blocks of the last stage get rates (1, 2, 4) x the stage's dilation
 # in DeepLabv3 ("multi-grid"); other backbones have no such stage.
 _MULTI_GRID = (1, 2, 4)
+# Backbones whose DeepLabv3 defaults are the reference implementation's
+# (tensorflow/models research/deeplab, model_variant "mobilenet_v2": empty
+# atrous_rates, no decoder): ASPP of the 1x1 and image-pooling branches only,
+# on the 320-channel last block rather than the 1280-channel last conv.
+_REFERENCE_MOBILE = {"mobilenetv2": {"include_last_conv": False}}
 
 
 def _encoder(
@@ -74,6 +79,15 @@ def deeplabv3(
     Called without arguments it builds the paper's PASCAL VOC configuration:
     ResNet-101 at output stride 16, multi-grid (1, 2, 4), 21 classes.
 
+    With backbone="mobilenetv2" the defaults are those of the reference
+    implementation's MobileNetV2 model (tensorflow/models research/deeplab,
+    the model of Google's quantized `deeplabv3_mnv2_pascal_quant.tflite`):
+    no atrous branches, only the 1x1 and image-pooling ones, on the
+    320-channel last block (the MobileNetV2 paper's DeepLabv3 head, section
+    6.3): 2.1M parameters for 21 classes. `aspp_rates=(6, 12, 18)` and
+    `backbone_kwargs={"include_last_conv": True}` give the full ASPP on the
+    1280-channel last conv (12.1M).
+
     Reference: [Rethinking Atrous Convolution for Semantic Image
     Segmentation](https://arxiv.org/abs/1706.05587).
 
@@ -87,8 +101,9 @@ def deeplabv3(
             dilation; None uses the paper's (1, 2, 4) on ResNets. Other
             backbones take None only.
         aspp_filters: channels of the ASPP branches and projection.
-        aspp_rates: atrous rates of the three 3x3 branches; None derives them
-            from `output_stride` (`kerasseg.models.decoders.aspp_rates`).
+        aspp_rates: atrous rates of the 3x3 branches; None derives them
+            from `output_stride` (`kerasseg.models.decoders.aspp_rates`), or
+            none for "mobilenetv2" (the reference's).
         separable: depthwise-separable ASPP convolutions.
         dropout: dropout rate after the ASPP projection.
         backbone_kwargs: extra backbone arguments, e.g. {"alpha": 0.5}.
@@ -106,7 +121,11 @@ def deeplabv3(
     Example:
 
     >>> model = kerasseg.deeplabv3(21, backbone="resnet50", backbone_weights="imagenet")
+    >>> phone = kerasseg.deeplabv3(21, backbone="mobilenetv2", backbone_weights="imagenet")
     """
+    if backbone in _REFERENCE_MOBILE:
+        aspp_rates = () if aspp_rates is None else aspp_rates
+        backbone_kwargs = {**_REFERENCE_MOBILE[backbone], **(backbone_kwargs or {})}
     inputs, _, x = _encoder(
         num_classes, input_shape, backbone, output_stride, multi_grid, aspp_filters,
         aspp_rates, separable, dropout, backbone_kwargs, synchronized_bn, backbone_weights,

@@ -17,15 +17,19 @@ def saved(model, tmp_path_factory):
     return str(path)
 
 
-def test_tflite_int8_calibrated_on_synthetic_scenes(saved, images, reference, tmp_path):
+def test_tflite_int8_calibrated_on_synthetic_scenes(saved, images, reference, tmp_path,
+                                                    capsys):
     out = str(tmp_path / "m.tflite")
     assert main(["export", saved, out, "--image-size", "64", "64", "--quantization", "int8",
                  "--calibration", "synthetic", "--calibration-steps", "4",
-                 "--io-dtype", "uint8"]) == 0
+                 "--io-dtype", "uint8", "--min-agreement", "0.5"]) == 0
     segmenter = Segmenter.load(out)
     assert segmenter.input.dtype == np.uint8
-    assert read_metadata(out)["quantization"]["mode"] == "int8"
+    record = read_metadata(out)["quantization"]
+    assert record["mode"] == "int8" and record["min_agreement"] == 0.5
     assert segmenter.predict(images).shape == reference.shape[:-1]
+    assert (f"int8: labels agree with Keras on {100 * record['agreement']:.2f}% of the pixels "
+            "of 2 held-out images (target 50.00%)") in capsys.readouterr().out
 
 
 def test_onnx_int8_needs_calibration_and_stores_qdq(saved, tmp_path, capsys):
@@ -35,7 +39,7 @@ def test_onnx_int8_needs_calibration_and_stores_qdq(saved, tmp_path, capsys):
     assert main(["export", saved, out, "--image-size", "64", "64", "--nchw",
                  "--precision", "int8", "--calibration", "synthetic",
                  "--calibration-steps", "4"]) == 0
-    assert read_metadata(out)["quantization"] == {"mode": "int8"}
+    assert read_metadata(out)["quantization"]["mode"] == "int8"
     assert read_metadata(out)["input"]["shape"] == [1, 3, 64, 64]
     ops = {node.op_type for node in onnx.load(out).graph.node}
     assert {"QuantizeLinear", "DequantizeLinear"} <= ops

@@ -120,8 +120,10 @@ def test_int8_qdq_for_tensorrt(model, images, reference, tmp_path):
         kernel = _initializer(proto, nodes[weight.input[0]].input[0])
         assert kernel.data_type == onnx.TensorProto.FLOAT and scale.shape == (kernel.dims[0],)
         assert conv.input[2] not in nodes  # bias: a float initializer, no int32 DQ
-    assert read_metadata(path)["quantization"] == {"mode": "int8"}
-    assert _in_file_metadata(proto)["quantization"] == {"mode": "int8"}
+    record = read_metadata(path)["quantization"]
+    assert record["mode"] == "int8" and record["agreement"] >= 0.98
+    assert (record["calibration_images"], record["held_out_images"]) == (6, 2)
+    assert _in_file_metadata(proto)["quantization"] == record
     labels = Segmenter.load(path, num_threads=1).predict(images)
     assert np.mean(labels == reference.argmax(-1)) >= 0.98
 

@@ -129,7 +129,8 @@ def test_to_tensorrt_int8_from_keras(trt, model, tmp_path):
     assert trt.calls["network_flags"] == 1 << STRONGLY_TYPED
     assert Path(engine).read_bytes() == ENGINE_BYTES
     metadata = read_metadata(engine)
-    assert metadata["quantization"] == {"mode": "int8"}
+    assert metadata["quantization"]["mode"] == "int8"
+    assert metadata["quantization"]["held_out_images"] == 2  # of the 4 calibration images
     assert metadata["input"]["layout"] == "NCHW"
     with pytest.raises(ValueError, match="`calibration_data` is required"):
         to_tensorrt(model, engine, "int8", SIZE)

@@ -2,6 +2,7 @@
 kinds, metadata, builtin-only enforcement and CRF stripping."""
 
 import json
+import os
 
 import keras
 import numpy as np
@@ -75,17 +76,45 @@ def test_int8_full_integer(model, images, reference, io_dtype, tmp_path):
                      representative_data=calibration, io_dtype=io_dtype)
     segmenter = Segmenter.load(path)
     assert segmenter.input.dtype == np.dtype(io_dtype)
-    assert (segmenter.input.quantization is not None) == (io_dtype == "uint8")
+    # A uint8 input is cast to float in the graph: camera bytes go in as they are.
+    assert segmenter.input.quantization is None
     metadata = read_metadata(path)
-    assert metadata["quantization"] == {"mode": "int8"}
+    assert metadata["quantization"]["mode"] == "int8"
+    assert metadata["quantization"]["agreement"] >= 0.98
     assert metadata["input"]["dtype"] == io_dtype
-    if io_dtype == "uint8":
-        # Raw [0, 255] pixels calibrate to a scale of about 1: camera bytes go in as they are.
-        scale, zero_point = segmenter.input.quantization
-        assert abs(scale - 1.0) < 0.01 and zero_point == 0
-        assert metadata["outputs"][0]["quantization"] == list(segmenter.backend.outputs[0]
-                                                              .quantization)
+    output = segmenter.backend.outputs[0]
+    if io_dtype == "uint8":  # the graph's own int8 logits, with their scale and zero point
+        assert output.dtype == np.int8 and output.quantization is not None
+        assert metadata["outputs"][0]["quantization"] == list(output.quantization)
+    else:
+        assert output.dtype == np.float32
     assert np.mean(segmenter.predict(images) == reference.argmax(-1)) >= 0.98
+
+
+def _weight_scale_counts(path):
+    """How many scales each int8 constant (weight) tensor of a .tflite file carries."""
+    from ai_edge_litert import schema_py_generated as schema
+
+    with open(path, "rb") as file:
+        graph = schema.ModelT.InitFromPackedBuf(file.read(), 0)
+    buffers = graph.buffers
+    return [len(tensor.quantization.scale) for tensor in graph.subgraphs[0].tensors
+            if tensor.type == schema.TensorType.INT8 and buffers[tensor.buffer].data is not None
+            and len(buffers[tensor.buffer].data)]
+
+
+def test_int8_weights_per_tensor(model, images, reference, tmp_path):
+    calibration = tiny.images(batch=16, seed=5).astype("float32")
+    paths = {per_channel: to_tflite(model, tmp_path / f"{per_channel}.tflite", SIZE,
+                                    quantization="int8", representative_data=calibration,
+                                    io_dtype="uint8", per_channel=per_channel)
+             for per_channel in (True, False)}
+    assert max(_weight_scale_counts(paths[True])) > 1
+    assert set(_weight_scale_counts(paths[False])) == {1}
+    # A float32 scale and an int64 zero point fewer per output channel.
+    assert os.path.getsize(paths[False]) < os.path.getsize(paths[True])
+    assert read_metadata(paths[False])["quantization"]["agreement"] >= 0.98
+    assert np.mean(Segmenter.load(paths[False]).predict(images) == reference.argmax(-1)) >= 0.98
 
 
 def test_output_labels_and_probabilities(model, images, reference, tmp_path):

@@ -49,3 +49,29 @@ def images(batch=2, size=(64, 64), seed=1):
     """Images like the training ones, as uint8 raw pixels."""
     x, _ = tiny_batch(size=size, batch=batch, num_classes=NUM_CLASSES, seed=seed)
     return np.round(x).astype(np.uint8)
+
+
+def hostile(model, outlier=1000.0):
+    """`model` (from `build`) with a quantisation-hostile tensor before its
+    classifier: conv2's 16 channels plus a 17th that is `outlier` everywhere,
+    which the classifier ignores. Float outputs are unchanged; a per-tensor
+    int8 scale set by the outlier rounds the 16 real channels to a few
+    levels, so the int8 labels fall apart unless that tensor stays float."""
+    import keras
+
+    from kerasseg.layers import ResizeLike
+
+    features = model.get_layer("conv2").output
+    channels = features.shape[-1]
+    grow = keras.layers.Conv2D(channels + 1, 1, name="outlier")
+    x = grow(features)
+    kernel = np.zeros((1, 1, channels, channels + 1), "float32")
+    kernel[0, 0, :, :channels] = np.eye(channels)
+    grow.set_weights([kernel, np.r_[np.zeros(channels), outlier].astype("float32")])
+    weights, bias = model.get_layer("classifier").get_weights()
+    classifier = keras.layers.Conv2D(NUM_CLASSES, 1, name="classifier")
+    x = classifier(x)
+    classifier.set_weights([np.concatenate([weights, np.zeros_like(weights[:, :, :1])], 2), bias])
+    x = ResizeLike(name="upsample_logits")([x, model.input])
+    x = keras.layers.Activation("linear", dtype="float32", name="logits")(x)
+    return keras.Model(model.input, x, name="hostile")

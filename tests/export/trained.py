@@ -6,7 +6,7 @@ noise flips. Training each builder far enough (3000-6000 steps on the
 synthetic street scenes) costs 2-8 CPU minutes per builder, more than CI can
 spend six times over. So the weights are trained once by this module and
 checked in (`tests/export/trained/<builder>.npz`, float16, 0.2-1.3 MB each,
-5 MB in all); the tests only build the models and load them. Regenerate them
+6 MB in all); the tests only build the models and load them. Regenerate them
 when a builder's layers change (loading then fails and says so):
 
     python -m tests.export.trained
@@ -37,8 +37,8 @@ TEST_SEED = 100_000
 CALIBRATION_SCENES = 32
 TEST_SCENES = 32
 MOBILENET = {"backbone": "mobilenetv2", "backbone_kwargs": {"alpha": 0.35}}
-STEPS = {"fcn8s": 3000, "segnet": 6000, "unet": 3000, "pspnet": 3000, "deeplabv3plus": 3000,
-         "lpsnet": 3000}
+STEPS = {"fcn8s": 3000, "segnet": 6000, "unet": 3000, "pspnet": 3000, "deeplabv3": 3000,
+         "deeplabv3plus": 3000, "lraspp": 3000, "lpsnet": 3000}
 
 # name -> (module, builder, tiny config)
 BUILDERS = {
@@ -50,9 +50,15 @@ BUILDERS = {
     "unet": ("kerasseg.models.unet", "unet", {"base_filters": 8, "depth": 3, "dropout": 0.0}),
     "pspnet": ("kerasseg.models.pspnet", "pspnet", {
         **MOBILENET, "ppm_filters": 8, "head_filters": 16, "dropout": 0.0}),
+    # The reference MobileNetV2 DeepLabv3 (no atrous branches), at stride 8 for 64x64 scenes.
+    "deeplabv3": ("kerasseg.models.deeplab", "deeplabv3", {
+        **MOBILENET, "aspp_filters": 16, "output_stride": 8, "dropout": 0.0}),
     "deeplabv3plus": ("kerasseg.models.deeplab", "deeplabv3plus", {
         **MOBILENET, "aspp_filters": 16, "low_level_filters": 8, "decoder_filters": 16,
         "dropout": 0.0}),
+    # MobileNetV3 with hard-swish, which int8 TFLite keeps in float.
+    "lraspp": ("kerasseg.models.lraspp", "lraspp", {
+        "backbone": "mobilenetv3small", "backbone_kwargs": {"alpha": 0.35}, "head_filters": 16}),
     "lpsnet": ("kerasseg.models.lpsnet", "lpsnet", {
         **MOBILENET, "fpn_filters": 16, "semantic_filters": 8, "head_convs": 1,
         "thing_classes": (4, 5, 6)}),

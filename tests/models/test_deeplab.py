@@ -82,6 +82,21 @@ def test_deeplabv3plus_default_is_paper_configuration():
     assert model.count_params() == 41_258_213
 
 
+def test_mobilenetv2_defaults_to_the_reference_configuration():
+    # tensorflow/models research/deeplab with model_variant mobilenet_v2: no
+    # atrous branches, the 320-channel last block; Google's quantized
+    # deeplabv3_mnv2_pascal_quant.tflite has this graph.
+    model = kerasseg.deeplabv3(21, backbone="mobilenetv2")
+    names = {layer.name for layer in model.layers}
+    assert {"aspp_conv_0", "aspp_pool_conv"} <= names and "aspp_conv_1" not in names
+    assert "Conv_1" not in names and model.get_layer("aspp_conv_0").input.shape[-1] == 320
+    assert model.count_params() == 2_146_645
+    full = kerasseg.deeplabv3(21, backbone="mobilenetv2", aspp_rates=(6, 12, 18),
+                              backbone_kwargs={"include_last_conv": True})
+    assert _atrous_rates(full) == [(6, 6), (12, 12), (18, 18)]
+    assert full.count_params() == 12_099_925
+
+
 def test_separable_false_gives_plain_convolutions():
     model = kerasseg.deeplabv3plus(3, separable=False, **TINY_V3PLUS)
     names = {layer.name for layer in model.layers}
