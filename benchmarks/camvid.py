@@ -110,13 +110,16 @@ def comparison_table(scores):
     return "\n".join(lines)
 
 
-def learning_curve(history, steps_per_epoch):
-    """Val scores after each epoch, as a table."""
+def learning_curve(run_dir, steps_per_epoch):
+    """Val scores after each epoch of the whole run (resumes included), as a table."""
+    with open(os.path.join(run_dir, "metrics.json")) as file:
+        epochs = json.load(file)
     lines = [f"{'epoch':>6}{'steps':>7}{'val mIoU':>10}{'val class':>11}{'val global':>12}"]
-    for epoch, miou in enumerate(history["val_mean_iou"], start=1):
-        lines.append(f"{epoch:>6}{epoch * steps_per_epoch:>7}{100 * miou:>10.1f}"
-                     f"{100 * history['val_mean_accuracy'][epoch - 1]:>11.1f}"
-                     f"{100 * history['val_pixel_accuracy'][epoch - 1]:>12.1f}")
+    for record in epochs:
+        lines.append(f"{record['epoch']:>6}{record['epoch'] * steps_per_epoch:>7}"
+                     f"{100 * record['val_mean_iou']:>10.1f}"
+                     f"{100 * record['val_mean_accuracy']:>11.1f}"
+                     f"{100 * record['val_pixel_accuracy']:>12.1f}")
     return "\n".join(lines)
 
 
@@ -136,10 +139,12 @@ def main(argv=None):
     result = train(config)
     train_wall, train_cpu = time.perf_counter() - start, cpu_seconds() - cpu_start
     steps = result.steps_per_epoch * len(result.history["loss"])
+    if result.initial_step:
+        print(f"\nResumed at step {result.initial_step} from the run's backup")
     print(f"\nTrained {steps} steps in {train_wall:.0f} s wall, {train_cpu:.0f} CPU s "
           f"({train_cpu / steps:.2f} CPU s a step, validation included)")
     print("\nLearning curve (val split, 101 frames, after each epoch)")
-    print(learning_curve(result.history, result.steps_per_epoch))
+    print(learning_curve(result.run_dir, result.steps_per_epoch))
 
     start = time.perf_counter()
     scores = test_scores(result.model, args.data)
