@@ -208,11 +208,10 @@ def copy_paste(image, mask, donor_image, donor_mask, seed, probability=0.5, min_
     that its height is a random fraction in [min_scale, max_scale] of the
     target's (aspect kept), and placed at a random position (inside the target
     when it is smaller, covering it when larger); with `bottom`, its bottom
-    edge on the target's, as portraits are cut by the frame's bottom and a
-    pasted torso should not float. Its `paste_class` pixels
-    replace the target's, in the image (blended over a `feather`-pixel
-    Gaussian edge) and in the mask (set to `paste_class`); the donor's other
-    pixels are not used.
+    edge lies on the target's (portraits are cut by the frame's bottom: a
+    pasted torso should not float). Its `paste_class` pixels replace the
+    target's, in the image (blended over a `feather`-pixel Gaussian edge) and
+    in the mask (set to `paste_class`); the donor's other pixels are not used.
 
     Args:
         image: float32 (H, W, 3), the background example.
@@ -263,9 +262,10 @@ def copy_paste_dataset(dataset, seed=0, probability=0.5, min_scale=0.5, max_scal
                        paste_class=1, donor_buffer=16, bottom=True):
     """`copy_paste` over a dataset: each example's donor is another of its examples.
 
-    Donors come from the same dataset, shuffled with a `donor_buffer`-sized
-    buffer (from a shuffled stream that is a random other example) and
-    repeated, so every example has one; example i pastes with seed (seed, i).
+    Donors are the dataset's own examples, reshuffled through a
+    `donor_buffer`-sized buffer and repeated, so every example has one (from
+    an already shuffled stream, a random other example; now and then itself).
+    Example i pastes with seed (seed, i).
 
     Args:
         dataset: Unbatched (image, mask) pairs, of any sizes.

@@ -202,8 +202,7 @@ def _decode_binary(path, foreground_value=None):
     others = tf.where(allowed, 0, values)
     values = _checked(values, tf.reduce_all(allowed), "Binary mask must hold 0/255, or 0/1 (255 "
                       "= ignore); got value", tf.reduce_max(others), "in", path)
-    return tf.where(values == 0, 0, tf.where(values == 1, 1,
-                                             tf.where(zero_one, IGNORE_LABEL, 1)))
+    return tf.where(zero_one & (values == 255), IGNORE_LABEL, tf.minimum(values, 1))
 
 
 def _fit_binary_mask(tolerance):
@@ -452,7 +451,7 @@ def _binary_source(root, split=None, image_dir="images", mask_dir="masks", split
             found[os.path.splitext(os.path.basename(path))[0]] = path
     stems = [os.path.splitext(os.path.basename(p))[0] for p in images]
     masks = [found.get(stem, os.path.join(mask_folder, stem + ".png")) for stem in stems]
-    where = folder if split is None or not split_numbers else f"{folder} (split {split!r})"
+    where = f"{folder} (split {split!r})" if split_numbers else folder
     return (_check_pairs(images, masks, where), (),
             lambda path: _decode_binary(path, foreground_value), 2, IGNORE_LABEL,
             _fit_binary_mask(aspect_tolerance))
