@@ -1,14 +1,25 @@
 """Portrait-mode models against MediaPipe's selfie segmentation, in one run.
 
-For each input size (256x256 square, 144x256 landscape) it converts our
-portrait configurations (`kerasseg.models.portrait.PORTRAIT_CONFIGS`) to `.tflite`
-(fp16 and int8, builtin ops only) and times them with LiteRT at 1 and 2
-threads next to MediaPipe's model of the same size, interleaved round by
-round so that load from other processes hits every model alike. It prints
-file size, latency (median over rounds) and ratios to MediaPipe, and checks
+For each input size (256x256 square, 144x256 landscape) it converts portrait
+models to `.tflite` (fp16 and int8, builtin ops only): trained `.keras` files
+(`--models`, e.g. the `best.keras` of `kerasseg train --config portrait_lraspp`)
+or, without them, the untrained presets of
+`kerasseg.models.portrait.PORTRAIT_CONFIGS`. It times them with LiteRT at 1
+and 2 threads next to MediaPipe's model of the same size, interleaved round by
+round so that load from other processes hits every model alike, and checks
 that every graph of ours is builtin-only with no ARG_MAX.
 
-Goal (issue 8): at least as fast as MediaPipe and no larger.
+Quality on real photos (`--people-root`, the VikramShenoy97/Human-Segmentation-
+Dataset folder, read by `kerasseg.data.people_dataset`): the mean over photos
+of each photo's person IoU on the `--split` (default "test", photos 231-300,
+never trained or tuned on; choose models on "val"), for every exported model
+of ours through `kerasseg.runtime.Segmenter` and for MediaPipe's model on the
+same photos in the same run. Both see a photo resized (bilinear) to their
+input size, and their person probability, resized back to the photo, is cut
+at 0.5. The int8 exports are calibrated on training photos (1-200).
+
+It prints file size, IoU, latency (best round by default) and the ratios to
+MediaPipe. Goal (issue 15): IoU at least MediaPipe's, no larger, no slower.
 
 MediaPipe's files ship in the `mediapipe==0.10.21` wheel (later wheels drop
 them). Without --mediapipe-model the script downloads that wheel only
@@ -20,16 +31,17 @@ LiteRT Python interpreter runs it through its default XNNPACK delegate,
 which implements that MediaPipe op; with the default delegates turned off
 the op is unresolved. The script reports which of the two worked.
 
-Weights do not change size or latency: the models are untrained.
-
 Usage:
-    python benchmarks/portrait.py
-    python benchmarks/portrait.py --sizes 256x256 --quantizations fp16 --rounds 5
-    python benchmarks/portrait.py --mediapipe-model selfie_segmentation.tflite \\
-        --mediapipe-landscape-model selfie_segmentation_landscape.tflite
+    python benchmarks/portrait.py                       # untrained presets: timing only
+    python benchmarks/portrait.py --models runs/portrait_lraspp/best.keras \\
+        --people-root data/Human-Segmentation-Dataset
+    python benchmarks/portrait.py --sizes 256x256 --quantizations fp16 --rounds 5 \\
+        --mediapipe-model selfie_segmentation.tflite --models a.keras b.keras \\
+        --people-root data/Human-Segmentation-Dataset --split val
 """
 
 import argparse
+import dataclasses
 import os
 import statistics
 import subprocess
@@ -97,6 +109,96 @@ def fetch_mediapipe(cache):
     return paths
 
 
+DEFAULT_CONFIGS = ("lraspp_mobilenetv3small,lraspp_mobilenetv3small_035,"
+                   "lraspp_mobilenetv3large,deeplabv3plus_mobilenetv2")
+THRESHOLD = 0.5  # a pixel is a person where the probability exceeds it
+
+
+@dataclasses.dataclass
+class Row:
+    """One model of the table: a `.tflite` file at one input size."""
+
+    size: tuple
+    name: str
+    path: str
+    params: int | None = None  # None: MediaPipe's
+    scored: bool = True  # quality is measured (trained models and MediaPipe)
+
+    @property
+    def is_mediapipe(self):
+        return self.params is None
+
+
+# === Exports ===
+
+
+def export_preset(config, size, quantization, folder):
+    """Converts one untrained portrait configuration; returns (path, params)."""
+    from kerasseg.data.synthetic import make_portrait_scene
+    from kerasseg.export import to_tflite
+    from kerasseg.models.portrait import portrait_model
+
+    model = portrait_model(config, input_shape=(*size, 3))
+    calibration = None
+    if quantization == "int8":
+        calibration = np.stack([make_portrait_scene(seed, *size)[0] for seed in range(16)])
+    path = os.path.join(folder, f"{config}_{size[0]}x{size[1]}_{quantization}.tflite")
+    # Untrained weights: no agreement to hold an int8 export to.
+    to_tflite(model, path, quantization=quantization, representative_data=calibration,
+              calibration_steps=16, output="probabilities", min_agreement=None)
+    return path, model.count_params()
+
+
+def model_label(path):
+    """A short name for a trained model: `run/best` for `.../run/best.keras`."""
+    stem = os.path.splitext(os.path.basename(path))[0]
+    return f"{os.path.basename(os.path.dirname(os.path.abspath(path)))}/{stem}"
+
+
+def export_trained(keras_path, sizes, quantizations, folder, calibration):
+    """Exports a trained `.keras` model at every size and quantization; its rows."""
+    from kerasseg.export import to_tflite
+    from kerasseg.saving import load_model
+
+    model, label, rows = load_model(keras_path), model_label(keras_path), []
+    for size in sizes:
+        for quantization in quantizations:
+            print(f"Converting {label} {size[0]}x{size[1]} {quantization}...", flush=True)
+            path = os.path.join(folder, f"{label.replace('/', '_')}_{size[0]}x{size[1]}_"
+                                f"{quantization}.tflite")
+            to_tflite(model, path, size, quantization=quantization, output="probabilities",
+                      representative_data=calibration if quantization == "int8" else None,
+                      calibration_steps=len(calibration) if calibration else 100)
+            rows.append(Row(size, f"{label} {quantization}", path, model.count_params()))
+    return rows
+
+
+def build_rows(args, sizes, mediapipe, folder):
+    """MediaPipe's model and ours (trained, or the untrained presets) per size."""
+    rows = []
+    for size in sizes:
+        if size in mediapipe:
+            label = "landscape" if size == (144, 256) else "general"
+            rows.append(Row(size, f"MediaPipe selfie segmentation ({label})", mediapipe[size]))
+    calibration = None
+    if args.models and "int8" in args.quantizations and args.people_root:
+        calibration = [image for image, _ in people_photos(args.people_root, "train",
+                                                           args.calibration_images)]
+    for keras_path in args.models:
+        rows += export_trained(keras_path, sizes, args.quantizations, folder, calibration)
+    for size in sizes:
+        for config in args.configs:
+            for quantization in args.quantizations:
+                print(f"Converting {config} {size[0]}x{size[1]} {quantization}...", flush=True)
+                path, params = export_preset(config, size, quantization, folder)
+                rows.append(Row(size, f"{config} {quantization} (untrained)", path, params,
+                                scored=False))
+    return sorted(rows, key=lambda row: sizes.index(row.size))
+
+
+# === Graph checks and timing ===
+
+
 def load_interpreter(path, threads):
     """A LiteRT interpreter with its default (XNNPACK) delegate, and a note if
     the model cannot run without it (MediaPipe's custom op)."""
@@ -117,10 +219,13 @@ def load_interpreter(path, threads):
     return interpreter, note
 
 
-def graph_ops(path):
+def graph_check(path):
+    """"yes" if the graph is builtin-only without ARG_MAX, else what is wrong."""
     from ai_edge_litert.interpreter import Interpreter
 
-    return sorted({op["op_name"] for op in Interpreter(model_path=path)._get_ops_details()})
+    ops = {op["op_name"] for op in Interpreter(model_path=path)._get_ops_details()}
+    custom = sorted(op for op in ops if not op.isupper())
+    return "yes" if not custom and "ARG_MAX" not in ops else f"NO: {custom or 'ARG_MAX'}"
 
 
 def timed_invocations(interpreter, invocations):
@@ -130,22 +235,164 @@ def timed_invocations(interpreter, invocations):
     return 1000 * (time.perf_counter() - start) / invocations
 
 
-def export_ours(config, size, quantization, folder):
-    """Converts one untrained portrait configuration; returns the file path."""
-    from kerasseg.data.synthetic import make_portrait_scene
-    from kerasseg.export import to_tflite
-    from kerasseg.models.portrait import portrait_model
+def time_rows(rows, threads, rounds, invocations, statistic):
+    """({(path, threads): ms}, {path: note}): every round times every model once
+    per thread count, so that other processes' load hits all alike."""
+    interpreters, notes = {}, {}
+    for row in rows:
+        for count in threads:
+            interpreter, note = load_interpreter(row.path, count)
+            detail = interpreter.get_input_details()[0]
+            interpreter.set_tensor(detail["index"], np.random.default_rng(0).uniform(
+                0, 255, detail["shape"]).astype(detail["dtype"]))
+            timed_invocations(interpreter, 5)  # warm-up
+            interpreters[(row.path, count)] = interpreter
+            if note:
+                notes[row.path] = note
+    timings = {key: [] for key in interpreters}
+    for _ in range(rounds):
+        for key, interpreter in interpreters.items():
+            timings[key].append(timed_invocations(interpreter, invocations))
+    summary = min if statistic == "min" else statistics.median
+    return {key: summary(values) for key, values in timings.items()}, notes
 
-    model = portrait_model(config, input_shape=(*size, 3))
-    calibration = None
-    if quantization == "int8":
-        calibration = np.stack([make_portrait_scene(seed, *size)[0] for seed in range(16)])
-    path = os.path.join(folder, f"{config}_{size[0]}x{size[1]}_{quantization}.tflite")
-    # Untrained weights: no agreement to hold an int8 export to.
-    to_tflite(model, path, quantization=quantization, representative_data=calibration,
-              calibration_steps=16, output="probabilities",
-              min_agreement=None)
-    return path, model.count_params()
+
+# === Quality on real photos ===
+
+
+def people_photos(root, split, limit=None):
+    """[(image uint8 (H, W, 3), person mask bool (H, W))] of a people split."""
+    from kerasseg.data.readers import people_dataset
+
+    photos = []
+    for image, mask in people_dataset(root, split).as_numpy_iterator():
+        photos.append((image.astype(np.uint8), mask == 1))
+        if limit and len(photos) >= limit:
+            break
+    return photos
+
+
+def person_iou(prediction, truth):
+    """IoU of two boolean masks (1.0 when both are empty)."""
+    union = np.logical_or(prediction, truth).sum()
+    return float(np.logical_and(prediction, truth).sum() / union) if union else 1.0
+
+
+def mediapipe_person(path, threads=2):
+    """image (H, W, 3) uint8 -> person probability (H, W) with MediaPipe's model:
+    input resized to its size, scaled to [0, 1]; output resized back."""
+    from kerasseg.runtime.image import resize_bilinear
+
+    interpreter = load_interpreter(path, threads)[0]
+    source, target = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+
+    def person(image):
+        x = resize_bilinear(image[None].astype(np.float32), tuple(source["shape"][1:3])) / 255
+        interpreter.set_tensor(source["index"], x.astype(np.float32))
+        interpreter.invoke()
+        probability = interpreter.get_tensor(target["index"])[..., :1]
+        return resize_bilinear(probability.astype(np.float32), image.shape[:2])[0, ..., 0]
+
+    return person
+
+
+def kerasseg_person(path, threads=2):
+    """image -> person probability through `kerasseg.runtime.Segmenter` (the
+    second of the [background, person] probabilities of a one-channel model)."""
+    from kerasseg.runtime.segmenter import Segmenter
+
+    segmenter = Segmenter.load(path, num_threads=threads)
+    return lambda image: segmenter.predict_proba(image)[..., 1]
+
+
+def mean_person_iou(person, photos):
+    """Mean over photos of the per-photo person IoU at the photo's size."""
+    return float(np.mean([person_iou(person(image) > THRESHOLD, truth)
+                          for image, truth in photos]))
+
+
+def score_rows(rows, photos):
+    """{path: mean person IoU} of every scored row."""
+    scores = {}
+    for row in rows:
+        if row.scored:
+            print(f"Scoring {row.name} {row.size[0]}x{row.size[1]} on {len(photos)} photos...",
+                  flush=True)
+            person = (mediapipe_person if row.is_mediapipe else kerasseg_person)(row.path)
+            scores[row.path] = mean_person_iou(person, photos)
+    return scores
+
+
+# === Report ===
+
+
+def _ratio(numerator, denominator, digits=2):
+    return f"{numerator / denominator:.{digits}f}" if numerator and denominator else "-"
+
+
+def print_size_table(size, rows, latency, scores, checks, args):
+    """One markdown table: our rows of `size` beside MediaPipe's."""
+    reference = next((r for r in rows if r.size == size and r.is_mediapipe), None)
+    base = os.path.getsize(reference.path) if reference else None
+    quality = f" {args.split} IoU | IoU / MP |" if scores else ""
+    columns = " | ".join(f"{t} thr ms | x MP" for t in args.threads)
+    print(f"\n### {size[0]}x{size[1]}\n")
+    print(f"| model | params | KB |{quality} size / MP | {columns} | builtin-only, no ARG_MAX |")
+    print("|---|---|---|" + "---|---|" * bool(scores) + "---|" + "---|---|" * len(args.threads)
+          + "---|")
+    for row in (r for r in rows if r.size == size):
+        iou = scores.get(row.path)
+        cells = [f"{latency[(row.path, t)]:.2f} | " + _ratio(
+            reference and latency[(reference.path, t)], latency[(row.path, t)])
+            for t in args.threads]
+        score = (f" {iou:.3f} | {_ratio(iou, reference and scores.get(reference.path), 3)} |"
+                 if iou is not None else " - | - |") if scores else ""
+        print(f"| {row.name} | {row.params or '~106K (fp16)'} | "
+              f"{os.path.getsize(row.path) / 1024:.0f} |{score} "
+              f"{_ratio(os.path.getsize(row.path), base)} | {' | '.join(cells)} | "
+              f"{checks.get(row.path, 'custom op')} |")
+
+
+def print_verdicts(rows, latency, scores, threads):
+    """For each scored model of ours: is it as good, as small and as fast as MediaPipe?"""
+    for row in rows:
+        reference = next((r for r in rows if r.size == row.size and r.is_mediapipe), None)
+        if row.is_mediapipe or row.path not in scores or reference is None:
+            continue
+        misses = [what for what, ok in (
+            ("IoU", scores[row.path] >= scores[reference.path]),
+            ("size", os.path.getsize(row.path) <= os.path.getsize(reference.path)),
+            ("latency", all(latency[(row.path, t)] <= latency[(reference.path, t)]
+                            for t in threads))) if not ok]
+        print(f"- {row.name} {row.size[0]}x{row.size[1]}: "
+              + ("meets the aim" if not misses else f"short of MediaPipe on {', '.join(misses)}"))
+
+
+def print_report(rows, latency, notes, scores, args):
+    checks = {row.path: graph_check(row.path) for row in rows if not row.is_mediapipe}
+    print(f"\nLiteRT, ms per image: {args.statistic} over {args.rounds} interleaved rounds of "
+          f"{args.invocations} invocations; 'x MP' = MediaPipe time / ours (> 1: faster); "
+          "size / MP = ours / MediaPipe's file.")
+    if scores:
+        print(f"IoU: mean over the {args.split} photos of each photo's person IoU at its own "
+              f"size (probability > {THRESHOLD}); IoU / MP = ours / MediaPipe's.")
+    for size in args.sizes:
+        print_size_table(size, rows, latency, scores, checks, args)
+    for path, note in notes.items():
+        print(f"\nNote: {os.path.basename(path)} {note}; timed with LiteRT's default delegate.")
+    if scores:
+        print("\nAim (IoU >= MediaPipe's, size and latency <= MediaPipe's):")
+        print_verdicts(rows, latency, scores, args.threads)
+    elif not any(row.scored and not row.is_mediapipe for row in rows):
+        print("\nNo trained models (--models): quality on real photos cannot be scored; the "
+              "untrained presets are timed only (weights do not change size or latency).")
+    else:
+        print("\nNo --people-root: quality on real photos not scored.")
+    if not any(row.is_mediapipe for row in rows):
+        print("\nMediaPipe's model was not available: no ratios.")
+
+
+# === Command line ===
 
 
 def parse_size(text):
@@ -158,112 +405,75 @@ def parse_size(text):
     return height, width
 
 
-def main(argv=None):
+def _list(convert=str):
+    return lambda text: [convert(v) for v in text.split(",") if v]
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add = parser.add_argument
+    add("--models", nargs="+", default=[], help="trained portrait .keras files to export")
+    add("--people-root", default=None, help="the people dataset folder: scores quality")
+    add("--split", default="test", choices=("test", "val"), help="photos scored")
+    add("--calibration-images", type=int, default=64, help="training photos for int8")
+    add("--configs", type=_list(), default=None, help="comma-separated PORTRAIT_CONFIGS "
+        "(untrained, timed only); default: all four without --models, none with them")
+    add("--sizes", type=_list(parse_size), default="256x256,144x256", help="comma-separated HxW")
+    add("--quantizations", type=_list(), default="fp16,int8")
+    add("--threads", type=_list(int), default="1,2")
+    add("--rounds", type=int, default=15, help="interleaved timing rounds")
+    add("--invocations", type=int, default=10, help="invocations per round")
+    add("--statistic", choices=("min", "median"), default="min",
+        help="per-model summary of the rounds: min (best round; robust to other processes on "
+        "a shared machine) or median")
+    add("--mediapipe-model", default=None,
+        help="selfie_segmentation.tflite (256x256); default: from the wheel")
+    add("--mediapipe-landscape-model", default=None,
+        help="selfie_segmentation_landscape.tflite (144x256)")
+    add("--cache-dir", default=None, help="where MediaPipe's files are kept")
+    add("--keep", default=None, help="folder to keep our .tflite files in")
+    return parser
+
+
+def check_args(parser, args):
+    """Fills defaults that depend on other arguments; `parser.error` on bad ones."""
     from kerasseg.models.portrait import PORTRAIT_CONFIGS
 
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--configs", default="lraspp_mobilenetv3small,lraspp_mobilenetv3small_035,"
-                        "lraspp_mobilenetv3large,deeplabv3plus_mobilenetv2",
-                        help="comma-separated PORTRAIT_CONFIGS")
-    parser.add_argument("--sizes", default="256x256,144x256", help="comma-separated HxW")
-    parser.add_argument("--quantizations", default="fp16,int8")
-    parser.add_argument("--threads", default="1,2")
-    parser.add_argument("--rounds", type=int, default=15, help="interleaved timing rounds")
-    parser.add_argument("--invocations", type=int, default=10, help="invocations per round")
-    parser.add_argument("--statistic", choices=("min", "median"), default="min",
-                        help="per-model summary of the rounds: min (best round; robust to "
-                        "other processes on a shared machine) or median")
-    parser.add_argument("--mediapipe-model", default=None,
-                        help="selfie_segmentation.tflite (256x256); default: from the wheel")
-    parser.add_argument("--mediapipe-landscape-model", default=None,
-                        help="selfie_segmentation_landscape.tflite (144x256)")
-    parser.add_argument("--cache-dir", default=None, help="where MediaPipe's files are kept")
-    parser.add_argument("--keep", default=None, help="folder to keep our .tflite files in")
-    args = parser.parse_args(argv)
-    configs = args.configs.split(",")
-    for config in configs:
+    if args.configs is None:
+        args.configs = [] if args.models else _list()(DEFAULT_CONFIGS)
+    for config in args.configs:
         if config not in PORTRAIT_CONFIGS:
             parser.error(f"--configs: unknown {config!r}; choose from {sorted(PORTRAIT_CONFIGS)}")
-    sizes = [parse_size(s) for s in args.sizes.split(",")]
-    quantizations = args.quantizations.split(",")
-    threads = [int(t) for t in args.threads.split(",")]
+    for path in [*args.models, args.mediapipe_model, args.mediapipe_landscape_model]:
+        if path and not os.path.isfile(path):
+            parser.error(f"file not found: {path!r}")
+    if args.people_root and not os.path.isdir(args.people_root):
+        parser.error(f"--people-root: no such folder {args.people_root!r}")
 
+
+def resolve_mediapipe(args):
+    """{size: MediaPipe .tflite}: the given files, else those of the wheel."""
     given = {(256, 256): args.mediapipe_model, (144, 256): args.mediapipe_landscape_model}
     mediapipe = {size: path for size, path in given.items() if path}
-    for path in mediapipe.values():
-        if not os.path.isfile(path):
-            parser.error(f"MediaPipe model not found: {path!r}")
-    if any(size in MEDIAPIPE_FILES and size not in mediapipe for size in sizes):
-        fetched = fetch_mediapipe(cache_dir(args.cache_dir))
-        mediapipe = {**fetched, **mediapipe}
+    if any(size in MEDIAPIPE_FILES and size not in mediapipe for size in args.sizes):
+        mediapipe = {**fetch_mediapipe(cache_dir(args.cache_dir)), **mediapipe}
+    return mediapipe
 
+
+def main(argv=None):
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    check_args(parser, args)
+    mediapipe = resolve_mediapipe(args)
     folder = args.keep or tempfile.mkdtemp(prefix="kerasseg_portrait_")
     os.makedirs(folder, exist_ok=True)
-    rows = []  # (size, name, path, params)
-    for size in sizes:
-        if size in mediapipe:
-            label = "landscape" if size == (144, 256) else "general"
-            rows.append((size, f"MediaPipe selfie segmentation ({label})", mediapipe[size], None))
-        for config in configs:
-            for quantization in quantizations:
-                print(f"Converting {config} {size[0]}x{size[1]} {quantization}...", flush=True)
-                path, params = export_ours(config, size, quantization, folder)
-                rows.append((size, f"{config} {quantization}", path, params))
-
-    notes, checks = {}, {}
-    for _, name, path, _ in rows:
-        ops = graph_ops(path)
-        if not name.startswith("MediaPipe"):
-            custom = [op for op in ops if not op.isupper()]
-            checks[path] = "yes" if not custom and "ARG_MAX" not in ops else f"NO: {custom}"
-
-    # Interleaved timing: every round times every model once, per thread count.
-    timings = {(path, t): [] for _, _, path, _ in rows for t in threads}
-    interpreters = {}
-    for _, _, path, _ in rows:
-        for t in threads:
-            interpreter, note = load_interpreter(path, t)
-            detail = interpreter.get_input_details()[0]
-            interpreter.set_tensor(
-                detail["index"], np.random.default_rng(0).uniform(0, 255, detail["shape"]).astype(
-                    detail["dtype"]))
-            timed_invocations(interpreter, 5)  # warm-up
-            interpreters[(path, t)] = interpreter
-            if note:
-                notes[path] = note
-    for _ in range(args.rounds):
-        for key, interpreter in interpreters.items():
-            timings[key].append(timed_invocations(interpreter, args.invocations))
-    summary = min if args.statistic == "min" else statistics.median
-    latency = {key: summary(values) for key, values in timings.items()}
-
-    thread_columns = " | ".join(f"{t} thr ms | x MP" for t in threads)
-    print(f"\nLiteRT, ms per image: {args.statistic} over {args.rounds} interleaved rounds of "
-          f"{args.invocations} invocations; "
-          "'x MP' = MediaPipe time / ours (> 1: faster); size ratio = ours / MediaPipe.")
-    for size in sizes:
-        print(f"\n### {size[0]}x{size[1]}\n")
-        print(f"| model | params | KB | size / MP | {thread_columns} | builtin-only, no ARG_MAX |")
-        print("|---|---|---|---|" + "---|---|" * len(threads) + "---|")
-        reference = next((r for r in rows if r[0] == size and r[1].startswith("MediaPipe")), None)
-        for row_size, name, path, params in rows:
-            if row_size != size:
-                continue
-            kilobytes = os.path.getsize(path) / 1024
-            size_ratio = (f"{os.path.getsize(path) / os.path.getsize(reference[2]):.2f}"
-                          if reference else "-")
-            cells = []
-            for t in threads:
-                ms = latency[(path, t)]
-                ratio = f"{latency[(reference[2], t)] / ms:.2f}" if reference else "-"
-                cells.append(f"{ms:.2f} | {ratio}")
-            check = checks.get(path, notes.get(path, "custom op"))
-            print(f"| {name} | {params if params else '~106K (fp16)'} | {kilobytes:.0f} | "
-                  f"{size_ratio} | {' | '.join(cells)} | {check} |")
-    for path, note in notes.items():
-        print(f"\nNote: {os.path.basename(path)} {note}; timed with LiteRT's default delegate.")
-    if not mediapipe:
-        print("\nMediaPipe's model was not available: no ratios.")
+    rows = build_rows(args, args.sizes, mediapipe, folder)
+    scores = {}
+    if args.people_root and args.models:
+        scores = score_rows(rows, people_photos(args.people_root, args.split))
+    latency, notes = time_rows(rows, args.threads, args.rounds, args.invocations,
+                               args.statistic)
+    print_report(rows, latency, notes, scores, args)
     print(f"\nOur .tflite files: {folder}")
     return 0
 

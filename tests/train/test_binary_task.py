@@ -93,3 +93,23 @@ def test_people_photos_resized_and_pasted_into_the_training_stream(tmp_path):
     no_paste = config.replace(data={"copy_paste": 0.0})
     plain = next(iter(training_stream(data.dataset, no_paste, 0, 1, task.pad_label(config))))
     assert not np.array_equal(plain[1], batch[1])  # the pasted person changes the masks
+
+
+def test_a_resized_split_is_decoded_once(tmp_path):
+    # Resized photos are cached after the first pass: later passes (and the
+    # copy-paste donors) no longer read the files.
+    from kerasseg.configs import recipe_path
+    from tests.data.test_binary_masks import _pair
+
+    for number in (1, 2):
+        _pair(tmp_path, str(number), size=(48, 36), image_dir="Training_Images",
+              mask_dir="Ground_Truth", seed=number)
+    config = Config.load(recipe_path("portrait_lraspp")).replace(data={
+        "root": str(tmp_path), "image_size": [64, 64]})
+    dataset = load_split(config, "train").dataset
+    first = [(image.numpy(), mask.numpy()) for image, mask in dataset]
+    for path in tmp_path.rglob("*.*"):
+        path.unlink()
+    again = [(image.numpy(), mask.numpy()) for image, mask in dataset]
+    assert len(again) == 2 and all(
+        np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1]) for a, b in zip(first, again))
