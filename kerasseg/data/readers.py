@@ -505,14 +505,7 @@ def voc_dataset(root, split="train", shuffle_files=False, seed=None):
     `ImageSets/Segmentation/train_aug.txt`: one stem, or an image and a mask
     path, per line). The VOC border label 255 is ignored.
 
-    Args:
-        root: Dataset root folder.
-        split: Split name (see above).
-        shuffle_files: Shuffle the file order (reshuffled every epoch).
-        seed: Seed of the file shuffle.
-
-    Returns:
-        A `tf.data.Dataset` of (image float32 (H, W, 3), mask int32 (H, W)).
+    Arguments and the returned (image, mask) dataset as in `load_dataset`.
     """
     return _dataset("voc", root, split, shuffle_files, seed)
 
@@ -523,14 +516,7 @@ def cityscapes_dataset(root, split="train", shuffle_files=False, seed=None):
     Layout: `leftImg8bit/{split}/{city}/*_leftImg8bit.png`,
     `gtFine/{split}/{city}/*_gtFine_labelIds.png`; splits train, val, test.
 
-    Args:
-        root: Dataset root folder.
-        split: Split name (see above).
-        shuffle_files: Shuffle the file order (reshuffled every epoch).
-        seed: Seed of the file shuffle.
-
-    Returns:
-        A `tf.data.Dataset` of (image float32 (H, W, 3), mask int32 (H, W)).
+    Arguments and the returned (image, mask) dataset as in `load_dataset`.
     """
     return _dataset("cityscapes", root, split, shuffle_files, seed)
 
@@ -541,14 +527,7 @@ def ade20k_dataset(root, split="training", shuffle_files=False, seed=None):
     Layout: `[ADEChallengeData2016/]images/{training,validation}/*.jpg`,
     `annotations/{training,validation}/*.png`; "train"/"val" are accepted.
 
-    Args:
-        root: Dataset root folder.
-        split: Split name (see above).
-        shuffle_files: Shuffle the file order (reshuffled every epoch).
-        seed: Seed of the file shuffle.
-
-    Returns:
-        A `tf.data.Dataset` of (image float32 (H, W, 3), mask int32 (H, W)).
+    Arguments and the returned (image, mask) dataset as in `load_dataset`.
     """
     return _dataset("ade20k", root, split, shuffle_files, seed)
 
@@ -561,14 +540,7 @@ def coco_panoptic_dataset(root, split="train", shuffle_files=False, seed=None):
     `{split}2017/*.jpg`; categories sorted by id become contiguous train ids
     (`coco_panoptic_categories`); crowd and void pixels are ignored.
 
-    Args:
-        root: Dataset root folder.
-        split: Split name (see above).
-        shuffle_files: Shuffle the file order (reshuffled every epoch).
-        seed: Seed of the file shuffle.
-
-    Returns:
-        A `tf.data.Dataset` of (image float32 (H, W, 3), mask int32 (H, W)).
+    Arguments and the returned (image, mask) dataset as in `load_dataset`.
     """
     return _dataset("coco_panoptic", root, split, shuffle_files, seed)
 

@@ -110,32 +110,22 @@ def to_onnx(
         The path of the `.onnx` file.
 
     Raises:
-        Int8AgreementError: "int8" stays under `min_agreement` with every
-            weighted layer kept in float.
+        Int8AgreementError: "int8" under `min_agreement` with all layers float.
 
     Example:
         >>> to_onnx(model, "model.onnx", image_size=(512, 512), nchw=True)
         >>> to_onnx(model, "model_int8.onnx", image_size=(512, 512), nchw=True,
         ...         precision="int8", calibration_data=images)
     """
-    import tf2onnx
-
     check_positive_int("opset", opset, minimum=13)
     check_positive_int("batch_size", batch_size)
     check_choice("precision", precision, PRECISIONS)
     check_positive_int("calibration_steps", calibration_steps)
     int8.check_min_agreement(min_agreement)
     model = common.strip_crf(model)
-    image = common.single_input(model)
     native = common.check_output(model, output)
     common.check_labels(model, labels, palette)
-    if static_shape:
-        image_size = common.fixed_image_size(model, image_size)
-        shape = (batch_size, *image_size, image.shape[-1])
-    else:
-        if image_size is not None:
-            image_size = common.fixed_image_size(model, image_size)
-        shape = (None, *(image_size or image.shape[1:3]), image.shape[-1])
+    shape = _input_shape(model, image_size, static_shape, batch_size)
     if precision == "int8":
         calibration_data = _check_calibration(calibration_data, shape, calibration_steps)
         validation_data = None if validation_data is None else _check_calibration(
@@ -145,13 +135,44 @@ def to_onnx(
             "`calibration_data` sets int8 scales and is used only with precision='int8'. "
             f"Received: precision={precision!r}"
         )
+    model_proto, names = _convert(model, shape, output, native, opset, nchw)
+    record = None
+    if precision == "fp16":
+        model_proto = _to_fp16(model_proto)
+    elif precision == "int8":
+        check = _Int8Check(model, output, "NCHW" if nchw else "NHWC", shape[0] or 1,
+                           min_agreement)
+        model_proto, record = check.convert(model_proto, calibration_data, validation_data)
+    # "none" for fp32, as `to_tflite` writes for an unquantized model.
+    mode = "none" if precision == "fp32" else precision
+    metadata = common.build_metadata(model, output, names, shape[1:3], mode, labels,
+                                     palette, layout="NCHW" if nchw else "NHWC")
+    metadata["quantization"] = record or metadata["quantization"]
+    metadata["input"]["shape"] = [shape[0], shape[3], shape[1], shape[2]] if nchw else list(shape)
+    metadata["opset"] = opset
+    return _write(model_proto, path, metadata)
+
+
+def _input_shape(model, image_size, static_shape, batch_size):
+    """The exported input's NHWC shape: fixed, or with a free batch (and size)."""
+    channels = common.single_input(model).shape[-1]
+    if static_shape:
+        return (batch_size, *common.fixed_image_size(model, image_size), channels)
+    if image_size is not None:
+        image_size = common.fixed_image_size(model, image_size)
+    return (None, *(image_size or model.inputs[0].shape[1:3]), channels)
+
+
+def _convert(model, shape, output, native, opset, nchw):
+    """(ONNX model proto, output names) of `model` through tf2onnx."""
+    import tf2onnx
+
     spec = (tf.TensorSpec(shape, tf.float32, name="image"),)
 
     @tf.function(input_signature=spec)
     def serve(image):
         return common.run_model(model, image, output, native)
 
-    layout = "NCHW" if nchw else "NHWC"
     structured = serve.get_concrete_function().structured_outputs
     names = list(structured)
     rank4 = [name for name in names if structured[name].shape.rank == 4]
@@ -162,20 +183,12 @@ def to_onnx(
         inputs_as_nchw=["image"] if nchw else None,
         outputs_as_nchw=rank4 if nchw else None,
     )
-    record = None
-    if precision == "fp16":
-        model_proto = _to_fp16(model_proto)
-    elif precision == "int8":
-        check = _Int8Check(model, output, layout, shape[0] or 1, min_agreement)
-        model_proto, record = check.convert(model_proto, calibration_data, validation_data)
-    # "none" for fp32, as `to_tflite` writes for an unquantized model.
-    mode = "none" if precision == "fp32" else precision
-    metadata = common.build_metadata(model, output, names, shape[1:3], mode, labels,
-                                     palette, layout=layout)
-    metadata["quantization"] = record or metadata["quantization"]
-    metadata["input"]["shape"] = [shape[0], shape[3], shape[1], shape[2]] if nchw else list(shape)
-    metadata["opset"] = opset
-    # A copy inside the file too, for tools that see only the .onnx.
+    return model_proto, names
+
+
+def _write(model_proto, path, metadata):
+    """Writes the `.onnx` (with a copy of the metadata inside, for tools that
+    see only the file) and its sidecar; returns the path."""
     entry = model_proto.metadata_props.add()
     entry.key, entry.value = "kerasseg_metadata", json.dumps(metadata)
     path = os.fspath(path)
