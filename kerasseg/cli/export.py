@@ -48,7 +48,10 @@ def add_arguments(parser):
     parser.add_argument("--precision", choices=("fp32", "fp16", "int8"),
                         help="ONNX/TensorRT precision, stored in the ONNX graph (default: fp32 "
                              "for ONNX, fp16 for TensorRT); int8 needs --calibration")
-    parser.add_argument("--labels", help="text file with one class name per line")
+    parser.add_argument("--labels", help="text file with one class name per line (default: "
+                                         "the classes and colours of the run's config)")
+    parser.add_argument("--config", help="run config naming the dataset (default: config.yaml "
+                                         "beside the model)")
 
 
 def _calibration_images(source, image_size, steps):
@@ -92,14 +95,11 @@ def run(args):
 
     fmt = args.format or _EXTENSIONS.get(os.path.splitext(args.output_path)[1], "saved_model")
     model = load_model(args.model)
-    labels = None
-    if args.labels:
-        with open(args.labels) as f:
-            labels = [line.strip() for line in f if line.strip()]
+    labels, palette = _class_names_and_colours(args, model)
     image_size = tuple(args.image_size) if args.image_size else None
     if fmt == "saved_model":
         path = export.to_saved_model(model, args.output_path, output=args.output,
-                                     image_size=image_size, labels=labels)
+                                     image_size=image_size, labels=labels, palette=palette)
     elif fmt == "tflite":
         calibration = None
         if args.quantization == "int8":
@@ -108,14 +108,14 @@ def run(args):
         path = export.to_tflite(
             model, args.output_path, image_size, args.quantization, calibration,
             args.calibration_steps, args.io_dtype, args.output, args.allow_flex_ops, labels,
-            min_agreement=args.min_agreement or None, resize_logits=not args.low_res_logits,
-            per_channel=not args.per_tensor_weights)
+            palette, min_agreement=args.min_agreement or None,
+            resize_logits=not args.low_res_logits, per_channel=not args.per_tensor_weights)
     elif fmt == "onnx":
         precision = args.precision or "fp32"
         calibration = _int8_calibration(args, model, image_size) if precision == "int8" else None
         path = export.to_onnx(model, args.output_path, image_size, not args.dynamic_shape,
                               args.nchw, args.opset, args.output, labels=labels,
-                              precision=precision, calibration_data=calibration,
+                              palette=palette, precision=precision, calibration_data=calibration,
                               calibration_steps=args.calibration_steps,
                               min_agreement=args.min_agreement or None)
     else:
@@ -124,13 +124,31 @@ def run(args):
         try:
             path = export.to_tensorrt(model, args.output_path, precision, image_size,
                                       args.nchw, calibration, args.calibration_steps,
-                                      labels=labels, min_agreement=args.min_agreement or None)
+                                      labels=labels, palette=palette,
+                                      min_agreement=args.min_agreement or None)
         except export.TensorRTUnavailableError as error:
             print(error)
             return 1
     print(f"wrote {path} (metadata: {path.rstrip('/')}.json)")
     _print_int8_check(path)
     return 0
+
+
+def _class_names_and_colours(args, model):
+    """(names, colours) for the sidecar: --labels, or the classes of the dataset the
+    run's config names (CamVid's names and SegNet's palette, ...); None if unknown."""
+    if args.labels:
+        with open(args.labels) as f:
+            return [line.strip() for line in f if line.strip()], None
+    config_path = args.config or os.path.join(os.path.dirname(args.model), "config.yaml")
+    channels = int(model.outputs[0].shape[-1]) if len(model.outputs) == 1 else 0
+    if not os.path.isfile(config_path) or channels < 2:
+        return None, None  # no run config; a one-channel model is a foreground score
+    from kerasseg.cli.reports import names_and_palette
+    from kerasseg.train import Config
+
+    names, palette = names_and_palette(Config.load(config_path), channels)
+    return names, (None if names is None else palette[:channels])
 
 
 def _print_int8_check(path):

@@ -53,3 +53,24 @@ def test_tensorrt_without_tensorrt_prints_the_command(saved, tmp_path, capsys):
     printed = capsys.readouterr().out
     assert f"--saveEngine={engine} --stronglyTyped" in printed
     assert read_metadata(str(tmp_path / "m.onnx"))["quantization"] == {"mode": "fp16"}
+
+
+def test_class_names_and_colours_come_from_the_run_config(tmp_path):
+    # A CamVid run's model exported without --labels carries CamVid's names and
+    # SegNet's palette (the driving demo draws and names classes from them).
+    import keras
+
+    from kerasseg.data.labels import CAMVID_CLASSES, CAMVID_PALETTE
+
+    image = keras.Input((16, 16, 3))
+    model = keras.Model(image, keras.layers.Conv2D(len(CAMVID_CLASSES), 1)(image))
+    model.save(tmp_path / "model.keras")
+    (tmp_path / "config.yaml").write_text("data: {dataset: camvid, root: /data/CamVid}\n")
+    out = str(tmp_path / "camvid.tflite")
+    assert main(["export", str(tmp_path / "model.keras"), out]) == 0
+    metadata = read_metadata(out)
+    assert metadata["labels"] == list(CAMVID_CLASSES)
+    assert metadata["palette"] == np.asarray(CAMVID_PALETTE).tolist()
+    (tmp_path / "config.yaml").unlink()  # no run config: no names
+    assert main(["export", str(tmp_path / "model.keras"), out]) == 0
+    assert read_metadata(out)["labels"] is None
