@@ -110,9 +110,11 @@ def legend(height, names, palette, present, scale):
     """A panel listing the classes with swatches; classes not in the frame are dimmed."""
     import cv2
 
-    row = int(26 * scale / 0.5)
+    # Rows shrink (text with them) so that every class fits the frame's height.
+    row = min(int(26 * scale / 0.5), height // (len(names) + 1))
+    scale = row * 0.5 / 26
     width = int(130 * scale / 0.5)
-    panel = np.full((max(height, row * (len(names) + 1)), width, 3), 32, np.uint8)
+    panel = np.full((height, width, 3), 32, np.uint8)
     _common.put_text(panel, "classes", (6, row - 8), scale, background=(32, 32, 32))
     for index, name in enumerate(names):
         y = (index + 1) * row
@@ -121,7 +123,7 @@ def legend(height, names, palette, present, scale):
         text_colour = (255, 255, 255) if index in present else (120, 120, 120)
         _common.put_text(panel, name, (row + 4, y + row - 8), scale, color=text_colour,
                          background=(32, 32, 32))
-    return panel[:height] if panel.shape[0] > height else panel
+    return panel
 
 
 def build_parser():

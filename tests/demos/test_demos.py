@@ -112,6 +112,16 @@ def test_driving_demo_overlays_the_models_palette_with_legend(demos, driving_tfl
     assert frames[0].shape[0] == 256 and frames[0].shape[1] > 512  # frame + legend panel
 
 
+def test_legend_fits_every_class_into_the_frame_height(demos):
+    from kerasseg.data.labels import CAMVID_CLASSES, CAMVID_PALETTE
+
+    # 11 classes on a 160-pixel frame: rows shrink instead of the last ones being cut.
+    panel = demos["driving_scenes"].legend(160, CAMVID_CLASSES, CAMVID_PALETTE, set(), 0.5)
+    assert panel.shape[0] == 160
+    last = CAMVID_PALETTE[-1]
+    assert np.all(panel == np.asarray(last, np.uint8), axis=-1).any()  # its swatch is drawn
+
+
 def test_driving_colours_and_overlay(demos):
     driving = demos["driving_scenes"]
     from kerasseg.data.labels import CAMVID_CLASSES, CAMVID_PALETTE, voc_palette
