@@ -21,7 +21,9 @@ def add_arguments(parser):
     parser.add_argument("--format", choices=FORMATS,
                         help="default: from the output file's extension (directory: saved_model)")
     parser.add_argument("--image-size", type=int, nargs=2, metavar=("HEIGHT", "WIDTH"))
-    parser.add_argument("--output", default="logits", choices=("logits", "probabilities", "labels"))
+    parser.add_argument("--output", choices=("logits", "probabilities", "labels"),
+                        help="default: what the model returns (probabilities for a model "
+                             "ending in an activation, such as a portrait model's sigmoid)")
     parser.add_argument("--quantization", choices=("fp16", "dynamic", "int8"),
                         help="TFLite only (default float32)")
     parser.add_argument("--io-dtype", default="float32", choices=("float32", "uint8"),
@@ -91,10 +93,12 @@ def _int8_calibration(args, model, image_size):
 def run(args):
     from kerasseg import export
     from kerasseg.export.common import fixed_image_size
+    from kerasseg.inference import model_output_kind
     from kerasseg.saving import load_model
 
     fmt = args.format or _EXTENSIONS.get(os.path.splitext(args.output_path)[1], "saved_model")
     model = load_model(args.model)
+    args.output = args.output or model_output_kind(model)
     labels, palette = _class_names_and_colours(args, model)
     image_size = tuple(args.image_size) if args.image_size else None
     if fmt == "saved_model":

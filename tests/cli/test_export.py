@@ -74,3 +74,16 @@ def test_class_names_and_colours_come_from_the_run_config(tmp_path):
     (tmp_path / "config.yaml").unlink()  # no run config: no names
     assert main(["export", str(tmp_path / "model.keras"), out]) == 0
     assert read_metadata(out)["labels"] is None
+
+
+def test_output_defaults_to_what_the_model_returns(tmp_path):
+    # A portrait model ends in a sigmoid: exported as it is, without --output.
+    import keras
+
+    image = keras.Input((16, 16, 3))
+    model = keras.Model(image, keras.layers.Conv2D(1, 1, activation="sigmoid")(image))
+    model.save(tmp_path / "portrait.keras")
+    out = str(tmp_path / "portrait.tflite")
+    assert main(["export", str(tmp_path / "portrait.keras"), out]) == 0
+    assert read_metadata(out)["outputs"][0]["kind"] == "probabilities"
+    assert main(["export", str(tmp_path / "portrait.keras"), out, "--output", "logits"]) == 2
