@@ -158,9 +158,7 @@ def to_tflite(
         archive.write_out(directory, verbose=False)
         converter = tf.lite.TFLiteConverter.from_saved_model(directory)
         if quantization == "int8":
-            # The converter's only switch for per-tensor weights is this attribute.
-            converter._experimental_disable_per_channel = not per_channel
-            check = _Int8Check(model, output, io_dtype, min_agreement, directory)
+            check = _Int8Check(model, output, io_dtype, min_agreement, per_channel, directory)
             flatbuffer, record = check.convert(converter, *images, allow_flex_ops)
         else:
             flatbuffer, record = _convert(converter, quantization, allow_flex_ops), None
@@ -234,8 +232,9 @@ class _Int8Check:
     # TensorFlow's reference one, without XNNPACK).
     DEBUG_IMAGES = 8
 
-    def __init__(self, model, output, io_dtype, min_agreement, directory):
+    def __init__(self, model, output, io_dtype, min_agreement, per_channel, directory):
         self.model, self.io_dtype, self.min_agreement = model, io_dtype, min_agreement
+        self.per_channel = per_channel
         self.threshold = 0.5 if output == "probabilities" else 0.0
         self.directory = directory
 
@@ -248,6 +247,8 @@ class _Int8Check:
 
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.representative_dataset = dataset
+        # The converter's only switch for per-tensor weights is this attribute.
+        converter._experimental_disable_per_channel = not self.per_channel
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8] + (
             [tf.lite.OpsSet.SELECT_TF_OPS] if allow_flex_ops else [])
         # fully_quantize: a uint8 input is cast in the graph and the output
@@ -268,7 +269,8 @@ class _Int8Check:
         record = int8.metadata_record(
             outcome, self.min_agreement, len(calibration), len(held_out),
             int8.layer_names(nodes, self.model),
-            {"float_nodes": len(nodes), "float_ops": list(FLOAT_OPS)})
+            {"float_nodes": len(nodes), "float_ops": list(FLOAT_OPS),
+             "per_channel": self.per_channel})
         return outcome.artifact, record
 
     def _quantize(self, kept):

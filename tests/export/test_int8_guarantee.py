@@ -48,7 +48,7 @@ def test_hostile_model_is_float_exact_and_breaks_plain_int8(model, hostile, cali
     assert _agreement(path, evaluation) < 0.97
     assert read_metadata(path)["quantization"] == {
         "mode": "int8", "calibration_images": 16, "float_layers": [], "float_nodes": 0,
-        "float_ops": ["HARD_SWISH"]}
+        "float_ops": ["HARD_SWISH"], "per_channel": True}
 
 
 @pytest.mark.parametrize("io_dtype", ["uint8", "float32"])

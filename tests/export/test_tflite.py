@@ -113,7 +113,9 @@ def test_int8_weights_per_tensor(model, images, reference, tmp_path):
     assert set(_weight_scale_counts(paths[False])) == {1}
     # A float32 scale and an int64 zero point fewer per output channel.
     assert os.path.getsize(paths[False]) < os.path.getsize(paths[True])
-    assert read_metadata(paths[False])["quantization"]["agreement"] >= 0.98
+    record = read_metadata(paths[False])["quantization"]
+    assert record["per_channel"] is False and record["agreement"] >= 0.98
+    assert read_metadata(paths[True])["quantization"]["per_channel"] is True
     assert np.mean(Segmenter.load(paths[False]).predict(images) == reference.argmax(-1)) >= 0.98
 
 
