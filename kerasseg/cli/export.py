@@ -98,11 +98,11 @@ def run(args):
 
     fmt = args.format or _EXTENSIONS.get(os.path.splitext(args.output_path)[1], "saved_model")
     model = load_model(args.model)
-    args.output = args.output or model_output_kind(model)
+    output = args.output or model_output_kind(model)
     labels, palette = _class_names_and_colours(args, model)
     image_size = tuple(args.image_size) if args.image_size else None
     if fmt == "saved_model":
-        path = export.to_saved_model(model, args.output_path, output=args.output,
+        path = export.to_saved_model(model, args.output_path, output=output,
                                      image_size=image_size, labels=labels, palette=palette)
     elif fmt == "tflite":
         calibration = None
@@ -111,14 +111,14 @@ def run(args):
                 args.calibration, fixed_image_size(model, image_size), args.calibration_steps)
         path = export.to_tflite(
             model, args.output_path, image_size, args.quantization, calibration,
-            args.calibration_steps, args.io_dtype, args.output, args.allow_flex_ops, labels,
+            args.calibration_steps, args.io_dtype, output, args.allow_flex_ops, labels,
             palette, min_agreement=args.min_agreement or None,
             resize_logits=not args.low_res_logits, per_channel=not args.per_tensor_weights)
     elif fmt == "onnx":
         precision = args.precision or "fp32"
         calibration = _int8_calibration(args, model, image_size) if precision == "int8" else None
         path = export.to_onnx(model, args.output_path, image_size, not args.dynamic_shape,
-                              args.nchw, args.opset, args.output, labels=labels,
+                              args.nchw, args.opset, output, labels=labels,
                               palette=palette, precision=precision, calibration_data=calibration,
                               calibration_steps=args.calibration_steps,
                               min_agreement=args.min_agreement or None)
