@@ -117,7 +117,7 @@ def to_tflite(
             or per tensor (False). The file stores a float32 scale and an
             int64 zero point for each scale, 12 bytes a channel: per tensor
             saves 0.33 MB on DeepLabv3 MobileNetV2 (Google's size), and the
-            agreement check still holds.
+            agreement check applies as usual.
 
     Returns:
         The path of the `.tflite` file.
