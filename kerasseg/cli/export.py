@@ -79,12 +79,12 @@ def _calibration_images(source, image_size, steps):
                            for im in images])
 
 
-def _int8_calibration(args, model, image_size):
-    """Calibration images for an int8 ONNX/TensorRT export."""
+def _int8_calibration(args, model, image_size, flag):
+    """Calibration images for an int8 export asked for by `flag`."""
     from kerasseg.export.common import fixed_image_size
 
     if args.calibration is None:
-        raise ValueError("--precision int8 needs --calibration DIR|synthetic: images like the "
+        raise ValueError(f"{flag} int8 needs --calibration DIR|synthetic: images like the "
                          "ones the model will see set the int8 scales")
     return _calibration_images(args.calibration, fixed_image_size(model, image_size),
                                args.calibration_steps)
@@ -92,7 +92,6 @@ def _int8_calibration(args, model, image_size):
 
 def run(args):
     from kerasseg import export
-    from kerasseg.export.common import fixed_image_size
     from kerasseg.inference import model_output_kind
     from kerasseg.saving import load_model
 
@@ -107,8 +106,7 @@ def run(args):
     elif fmt == "tflite":
         calibration = None
         if args.quantization == "int8":
-            calibration = _calibration_images(
-                args.calibration, fixed_image_size(model, image_size), args.calibration_steps)
+            calibration = _int8_calibration(args, model, image_size, "--quantization")
         path = export.to_tflite(
             model, args.output_path, image_size, args.quantization, calibration,
             args.calibration_steps, args.io_dtype, output, args.allow_flex_ops, labels,
@@ -116,7 +114,8 @@ def run(args):
             resize_logits=not args.low_res_logits, per_channel=not args.per_tensor_weights)
     elif fmt == "onnx":
         precision = args.precision or "fp32"
-        calibration = _int8_calibration(args, model, image_size) if precision == "int8" else None
+        calibration = (_int8_calibration(args, model, image_size, "--precision")
+                       if precision == "int8" else None)
         path = export.to_onnx(model, args.output_path, image_size, not args.dynamic_shape,
                               args.nchw, args.opset, output, labels=labels,
                               palette=palette, precision=precision, calibration_data=calibration,
@@ -124,7 +123,8 @@ def run(args):
                               min_agreement=args.min_agreement or None)
     else:
         precision = args.precision or "fp16"
-        calibration = _int8_calibration(args, model, image_size) if precision == "int8" else None
+        calibration = (_int8_calibration(args, model, image_size, "--precision")
+                       if precision == "int8" else None)
         try:
             path = export.to_tensorrt(model, args.output_path, precision, image_size,
                                       args.nchw, calibration, args.calibration_steps,

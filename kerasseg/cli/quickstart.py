@@ -1,9 +1,10 @@
 """`kerasseg quickstart`: the first command to run.
 
-Trains a small DeepLabv3+ (MobileNetV2, alpha 0.35) on the embedded synthetic
-street scenes on the CPU in a few minutes, evaluates it on the validation
-split, prints the metrics table, saves overlays and the confusion matrix, and
-exports the model to TFLite and checks the exported file against Keras.
+Trains a small DeepLabv3+ (MobileNetV2 at width 0.35, the default model of
+`kerasseg.train.ModelConfig`) on the embedded synthetic street scenes on the
+CPU in a few minutes, evaluates it on the validation split, prints the
+metrics table, saves overlays and the confusion matrix, and exports the model
+to TFLite and checks the exported file against Keras.
 
     kerasseg quickstart --output-dir quickstart_output
 

@@ -11,7 +11,7 @@ from kerasseg.layers import ResizeLike
 from kerasseg.models.blocks import classifier_head, conv_bn_relu
 from kerasseg.models.decoders import aspp, aspp_rates, check_aspp_rates
 from kerasseg.models.inputs import check_builder_arguments, image_and_features
-from kerasseg.utils import check_positive_int, check_rate, load_model_weights
+from kerasseg.utils import check_choice, check_positive_int, check_rate, load_model_weights
 
 # ResNet blocks of the last stage get rates (1, 2, 4) x the stage's dilation
 # in DeepLabv3 ("multi-grid"); other backbones have no such stage.
@@ -181,8 +181,12 @@ def deeplabv3plus(
         aspp_filters: channels of the ASPP branches and projection.
         aspp_rates: atrous rates of the three 3x3 branches; None derives them
             from `output_stride`.
-        separable: depthwise-separable ASPP and decoder convolutions (False
-            gives the plain version for comparison).
+        separable: True for depthwise-separable ASPP and decoder
+            convolutions (the paper's), False for plain ones, or "aspp" for
+            separable ASPP branches and plain 3x3 decoder convolutions, the
+            quickstart model's choice for int8 on CPUs: XNNPACK runs int8
+            depthwise convolutions no faster than float ones and plain ones
+            2.5-4.6x faster (`kerasseg.train.ModelConfig`).
         low_level_filters: channels of the projected stride-4 features.
         decoder_filters: channels of the two decoder convolutions.
         dropout: dropout rate after the ASPP projection.
@@ -205,9 +209,11 @@ def deeplabv3plus(
     """
     check_positive_int("low_level_filters", low_level_filters)
     check_positive_int("decoder_filters", decoder_filters)
+    check_choice("separable", separable, (True, False, "aspp"))
+    separable_decoder = bool(separable) and separable != "aspp"
     inputs, features, x = _encoder(
         num_classes, input_shape, backbone, output_stride, multi_grid, aspp_filters,
-        aspp_rates, separable, dropout, backbone_kwargs, synchronized_bn, backbone_weights,
+        aspp_rates, bool(separable), dropout, backbone_kwargs, synchronized_bn, backbone_weights,
     )
 
     # === Decoder ===
@@ -218,7 +224,7 @@ def deeplabv3plus(
     x = keras.layers.Concatenate(name="decoder_concat")([x, low_level])
     for index in (1, 2):
         x = conv_bn_relu(
-            x, decoder_filters, 3, f"decoder_conv{index}", separable=separable,
+            x, decoder_filters, 3, f"decoder_conv{index}", separable=separable_decoder,
             synchronized_bn=synchronized_bn,
         )
     outputs = classifier_head(x, num_classes, inputs, activation)

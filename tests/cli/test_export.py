@@ -1,6 +1,7 @@
 """`kerasseg export`: every format from a saved model, and its errors."""
 
 import importlib.util
+import os
 
 import numpy as np
 import onnx
@@ -30,6 +31,14 @@ def test_tflite_int8_calibrated_on_synthetic_scenes(saved, images, reference, tm
     assert segmenter.predict(images).shape == reference.shape[:-1]
     assert (f"int8: labels agree with Keras on {100 * record['agreement']:.2f}% of the pixels "
             "of 2 held-out images (target 50.00%)") in capsys.readouterr().out
+
+
+def test_tflite_int8_without_calibration_names_the_flag(saved, tmp_path, capsys):
+    out = str(tmp_path / "m_int8.tflite")
+    assert main(["export", saved, out, "--quantization", "int8"]) == 2
+    error = capsys.readouterr().err
+    assert "--quantization int8 needs --calibration DIR|synthetic" in error
+    assert "representative_data" not in error and not os.path.exists(out)
 
 
 def test_onnx_int8_needs_calibration_and_stores_qdq(saved, tmp_path, capsys):

@@ -105,6 +105,16 @@ def test_separable_false_gives_plain_convolutions():
     assert model.get_layer("decoder_conv1").kernel_size == (3, 3)
 
 
+def test_separable_aspp_keeps_the_decoder_plain():
+    model = kerasseg.deeplabv3plus(3, separable="aspp", **TINY_V3PLUS)
+    assert model.get_layer("aspp_conv_2_depthwise").dilation_rate == (12, 12)
+    assert "decoder_conv1_depthwise" not in {layer.name for layer in model.layers}
+    assert model.get_layer("decoder_conv1").kernel_size == (3, 3)
+    plain, separable = (kerasseg.deeplabv3plus(3, separable=choice, **TINY_V3PLUS)
+                        for choice in (False, True))
+    assert separable.count_params() < model.count_params() < plain.count_params()
+
+
 @pytest.mark.parametrize("backbone", ["mobilenetv2", "mobilenetv3small"])
 def test_phone_configurations(backbone):
     model = kerasseg.deeplabv3plus(2, backbone=backbone)
@@ -131,7 +141,7 @@ def test_tflite_builtin_only_and_matches_keras():
 @pytest.mark.parametrize(
     ("argument", "value"),
     [("multi_grid", (1, 2, 4)), ("output_stride", 12), ("aspp_rates", (6, 0, 18)),
-     ("decoder_filters", 0), ("backbone", "resnet18")],
+     ("decoder_filters", 0), ("backbone", "resnet18"), ("separable", "decoder")],
 )
 def test_rejects_bad_arguments(argument, value):
     with pytest.raises(ValueError, match=argument):
