@@ -99,10 +99,12 @@ class DataConfig:
     the dataset's own count. Training crops are `image_size`, after a random
     scale in `scale_range`; `resize` first resizes every image and mask of
     the splits to `image_size` (aspect not kept), as a fixed-input model such
-    as a portrait model sees a photo. `copy_paste` is the chance that a
-    training example gets the `paste_class` pixels of another pasted on, at a
-    height in `paste_scale` of its own, and `blur` the chance of a Gaussian
-    blur (`kerasseg.data.pipeline`): portrait augmentation.
+    as a portrait model sees a photo (a split kept in memory as uint8 pixels
+    when it fits in 2 GiB, `kerasseg.train.datasets.RESIZED_CACHE_BYTES`).
+    `copy_paste` is the chance that a training example gets the `paste_class`
+    pixels of another pasted on, at a height in `paste_scale` of its own, and
+    `blur` the chance of a Gaussian blur (`kerasseg.data.pipeline`): portrait
+    augmentation.
     """
 
     dataset: str = "synthetic"

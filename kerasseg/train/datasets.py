@@ -7,6 +7,8 @@ from kerasseg.data.readers import BINARY_DATASETS, DATASET_CLASSES, load_dataset
 from kerasseg.data.synthetic import NUM_CLASSES as SYNTHETIC_CLASSES
 from kerasseg.data.synthetic import synthetic_dataset
 
+RESIZED_CACHE_BYTES = 2 * 2**30  # the most memory a resized split is cached in
+
 
 def resolve_num_classes(config):
     """`data.num_classes`, or the dataset's own class count."""
@@ -40,9 +42,16 @@ def semantic_split(config, split):
     dataset = load_dataset(data.dataset, data.root, split, **options)
     if not data.resize:
         return dataset
-    # Resized, a split is small (a 256x256 photo is 0.8 MB): decode and resize each
-    # file once, not on every pass and again for every copy-paste donor.
-    return dataset.map(resize_example(data.image_size)).cache()
+    dataset = dataset.map(resize_example(data.image_size))
+    # A resized split is small (a 256x256 photo is 0.26 MB as uint8 pixels and
+    # an int32 mask): keep it in memory, so each file is decoded and resized once,
+    # not on every pass and again for every copy-paste donor. A split too big
+    # for that (or of unknown length) is resized on every pass.
+    count, (height, width) = int(dataset.cardinality()), data.image_size
+    if count < 0 or count * height * width * (3 + 4) > RESIZED_CACHE_BYTES:
+        return dataset
+    dataset = dataset.map(lambda image, mask: (tf.saturate_cast(tf.round(image), tf.uint8), mask))
+    return dataset.cache().map(lambda image, mask: (tf.cast(image, tf.float32), mask))
 
 
 def resize_example(size):

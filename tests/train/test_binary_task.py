@@ -6,6 +6,7 @@ import pathlib
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from kerasseg.train import TASKS, Config, evaluate, load_split, train
 
@@ -113,3 +114,24 @@ def test_a_resized_split_is_decoded_once(tmp_path):
     again = [(image.numpy(), mask.numpy()) for image, mask in dataset]
     assert len(again) == 2 and all(
         np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1]) for a, b in zip(first, again))
+    # Cached as uint8 pixels (a quarter of float32's memory), read as float32.
+    assert first[0][0].dtype == np.float32 and np.array_equal(first[0][0], np.round(first[0][0]))
+
+
+def test_a_resized_split_too_big_for_memory_is_resized_on_every_pass(tmp_path, monkeypatch):
+    from kerasseg.configs import recipe_path
+    from kerasseg.train import datasets
+    from tests.data.test_binary_masks import _pair
+
+    for number in (1, 2):
+        _pair(tmp_path, str(number), size=(48, 36), image_dir="Training_Images",
+              mask_dir="Ground_Truth", seed=number)
+    config = Config.load(recipe_path("portrait_lraspp")).replace(data={
+        "root": str(tmp_path), "image_size": [64, 64]})
+    monkeypatch.setattr(datasets, "RESIZED_CACHE_BYTES", 2 * 64 * 64 * 7 - 1)
+    dataset = load_split(config, "train").dataset
+    assert len(list(dataset)) == 2
+    for path in tmp_path.rglob("*.*"):
+        path.unlink()
+    with pytest.raises(tf.errors.NotFoundError):
+        list(dataset)  # not cached: the files are read again

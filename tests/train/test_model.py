@@ -21,6 +21,19 @@ def test_build_model_sets_bn_momentum_and_custom_builders():
         build_model(Config.from_dict({"model": {"name": "nonet"}}), 3)
 
 
+def test_default_model_is_the_int8_friendly_quickstart_model():
+    # kerasseg.train.ModelConfig: the ASPP reads MobileNetV2's 112-channel last
+    # block (no 1280-channel last conv), separable ASPP, plain 3x3 decoder.
+    from kerasseg.train import build_model
+
+    model = build_model(Config.from_dict({}), 7)
+    names = {layer.name for layer in model.layers}
+    assert "Conv_1" not in names and model.get_layer("aspp_conv_0").input.shape[-1] == 112
+    assert "aspp_conv_1_depthwise" in names and "decoder_conv1_depthwise" not in names
+    assert model.get_layer("decoder_conv1").kernel_size == (3, 3)
+    assert model.count_params() == 413_719
+
+
 def test_recompute_batch_norm_averages_batch_statistics_and_restores_momentum():
     from kerasseg.train import batch_norm_layers, recompute_batch_norm
 
