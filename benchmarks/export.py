@@ -44,7 +44,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from benchmarks.litert_profile import cpu_clock  # noqa: E402
+from benchmarks.litert_profile import set_random_inputs, time_interpreters  # noqa: E402
 from tests.export import trained  # noqa: E402
 
 MOBILE = {"backbone": "mobilenetv2"}
@@ -99,25 +99,15 @@ def export_three(model, size, directory, tag, **options):
 
 def time_files(paths, threads, rounds):
     """{path: ms}: the fastest of `rounds` interleaved invokes of each file."""
-    import numpy as np
     from ai_edge_litert.interpreter import Interpreter
 
     interpreters = {}
     for path in paths:
         interpreter = Interpreter(model_path=path, num_threads=threads)
         interpreter.allocate_tensors()
-        detail = interpreter.get_input_details()[0]
-        interpreter.set_tensor(detail["index"], np.random.default_rng(0).integers(
-            0, 255, detail["shape"]).astype(detail["dtype"]))
-        interpreter.invoke()  # warm-up: allocations, XNNPACK weight packing
+        set_random_inputs(interpreter)
         interpreters[path] = interpreter
-    clock, best = cpu_clock(threads), dict.fromkeys(paths, float("inf"))
-    for _ in range(rounds):
-        for path, interpreter in interpreters.items():
-            start = clock()
-            interpreter.invoke()
-            best[path] = min(best[path], 1e3 * (clock() - start))
-    return best
+    return time_interpreters(interpreters, threads, rounds)
 
 
 def int8_agreement(model, calibration, test_images, directory):

@@ -97,23 +97,44 @@ def _random_feed(details, rng):
     return feed
 
 
+def set_random_inputs(interpreter, seed=0):
+    """Fills every input of an allocated interpreter with random values of its dtype."""
+    feed = _random_feed(interpreter.get_input_details(), np.random.default_rng(seed))
+    for index, value in feed.items():
+        interpreter.set_tensor(index, value)
+
+
+def time_interpreters(interpreters, threads, rounds, invocations=1, statistic=min):
+    """{key: ms per invoke} of `interpreters` ({key: allocated interpreter with
+    its inputs set}, each running `threads` threads).
+
+    After a warm-up invoke each (allocations, XNNPACK weight packing), every
+    round times `invocations` invokes of every interpreter in turn, so that
+    load from other processes hits them all alike; `statistic` (min, or
+    `statistics.median`) summarises each one's rounds. The clock is
+    `cpu_clock(threads)`. Every benchmark that times `.tflite` files uses this.
+    """
+    for interpreter in interpreters.values():
+        interpreter.invoke()
+    clock = cpu_clock(threads)
+    times = {key: [] for key in interpreters}
+    for _ in range(rounds):
+        for key, interpreter in interpreters.items():
+            start = clock()
+            for _ in range(invocations):
+                interpreter.invoke()
+            times[key].append(1e3 * (clock() - start) / invocations)
+    return {key: statistic(values) for key, values in times.items()}
+
+
 def time_model(content, threads=1, runs=20):
     """Fastest invoke time in ms of a `.tflite` flatbuffer on random inputs."""
     from ai_edge_litert.interpreter import Interpreter
 
     interpreter = Interpreter(model_content=content, num_threads=threads)
     interpreter.allocate_tensors()
-    for index, value in _random_feed(interpreter.get_input_details(),
-                                     np.random.default_rng(0)).items():
-        interpreter.set_tensor(index, value)
-    interpreter.invoke()
-    clock = cpu_clock(threads)
-    times = []
-    for _ in range(runs):
-        start = clock()
-        interpreter.invoke()
-        times.append(clock() - start)
-    return 1e3 * min(times)
+    set_random_inputs(interpreter)
+    return time_interpreters({"model": interpreter}, threads, runs)["model"]
 
 
 def profile(content, threads=1, runs=20):

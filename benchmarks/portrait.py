@@ -6,8 +6,10 @@ models to `.tflite` (fp16 and int8, builtin ops only): trained `.keras` files
 or, without them, the untrained presets of
 `kerasseg.models.portrait.PORTRAIT_CONFIGS`. It times them with LiteRT at 1
 and 2 threads next to MediaPipe's model of the same size, interleaved round by
-round so that load from other processes hits every model alike, and checks
-that every graph of ours is builtin-only with no ARG_MAX.
+round so that load from other processes hits every model alike (one thread in
+thread CPU time: `benchmarks/litert_profile.py`'s `time_interpreters`, which
+`benchmarks/export.py` uses too), and checks that every graph of ours is
+builtin-only with no ARG_MAX.
 
 Quality on real photos (`--people-root`, the VikramShenoy97/Human-Segmentation-
 Dataset folder, read by `kerasseg.data.people_dataset`): the mean over photos
@@ -47,10 +49,13 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 import zipfile
+from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.litert_profile import set_random_inputs, time_interpreters  # noqa: E402
 
 MEDIAPIPE_VERSION = "0.10.21"
 MEDIAPIPE_FILES = {
@@ -228,33 +233,21 @@ def graph_check(path):
     return "yes" if not custom and "ARG_MAX" not in ops else f"NO: {custom or 'ARG_MAX'}"
 
 
-def timed_invocations(interpreter, invocations):
-    start = time.perf_counter()
-    for _ in range(invocations):
-        interpreter.invoke()
-    return 1000 * (time.perf_counter() - start) / invocations
-
-
 def time_rows(rows, threads, rounds, invocations, statistic):
-    """({(path, threads): ms}, {path: note}): every round times every model once
-    per thread count, so that other processes' load hits all alike."""
-    interpreters, notes = {}, {}
-    for row in rows:
-        for count in threads:
+    """({(path, threads): ms}, {path: note}): at each thread count every model
+    is timed in the same interleaved rounds (`litert_profile.time_interpreters`)."""
+    latency, notes, summary = {}, {}, min if statistic == "min" else statistics.median
+    for count in threads:
+        interpreters = {}
+        for row in rows:
             interpreter, note = load_interpreter(row.path, count)
-            detail = interpreter.get_input_details()[0]
-            interpreter.set_tensor(detail["index"], np.random.default_rng(0).uniform(
-                0, 255, detail["shape"]).astype(detail["dtype"]))
-            timed_invocations(interpreter, 5)  # warm-up
-            interpreters[(row.path, count)] = interpreter
+            set_random_inputs(interpreter)
+            interpreters[row.path] = interpreter
             if note:
                 notes[row.path] = note
-    timings = {key: [] for key in interpreters}
-    for _ in range(rounds):
-        for key, interpreter in interpreters.items():
-            timings[key].append(timed_invocations(interpreter, invocations))
-    summary = min if statistic == "min" else statistics.median
-    return {key: summary(values) for key, values in timings.items()}, notes
+        times = time_interpreters(interpreters, count, rounds, invocations, summary)
+        latency.update({(path, count): ms for path, ms in times.items()})
+    return latency, notes
 
 
 # === Quality on real photos ===
@@ -371,7 +364,8 @@ def print_verdicts(rows, latency, scores, threads):
 def print_report(rows, latency, notes, scores, args):
     checks = {row.path: graph_check(row.path) for row in rows if not row.is_mediapipe}
     print(f"\nLiteRT, ms per image: {args.statistic} over {args.rounds} interleaved rounds of "
-          f"{args.invocations} invocations; 'x MP' = MediaPipe time / ours (> 1: faster); "
+          f"{args.invocations} invocations (1 thread: thread CPU time; more: wall clock); "
+          "'x MP' = MediaPipe time / ours (> 1: faster); "
           "size / MP = ours / MediaPipe's file.")
     if scores:
         print(f"IoU: mean over the {args.split} photos of each photo's person IoU at its own "
