@@ -43,10 +43,10 @@ def semantic_split(config, split):
     if not data.resize:
         return dataset
     dataset = dataset.map(resize_example(data.image_size))
-    # A resized split is small (a 256x256 photo is 0.26 MB as uint8 pixels and
-    # an int32 mask): keep it in memory, so each file is decoded and resized once,
-    # not on every pass and again for every copy-paste donor. A split too big
-    # for that (or of unknown length) is resized on every pass.
+    # A resized split is small (a 256x256 photo takes 0.46 MB as uint8 pixels
+    # and an int32 mask): keep it in memory, so each file is decoded and resized
+    # once, not on every pass and again for every copy-paste donor. A split too
+    # big for that (or of unknown length) is resized on every pass.
     count, (height, width) = int(dataset.cardinality()), data.image_size
     if count < 0 or count * height * width * (3 + 4) > RESIZED_CACHE_BYTES:
         return dataset
