@@ -67,8 +67,9 @@ class ModelConfig:
     convolutions on CPUs no faster than float, plain ones 2.5-4.6x faster.
     Against the all-separable model on the 1280 channels it has 0.41M
     parameters instead of 0.91M, scores 0.542 validation mIoU in the
-    quickstart instead of 0.506, runs int8 as fast and gains 2.5x from int8
-    on one thread instead of 1.8x (`benchmarks/export.py --quickstart-model`)."""
+    quickstart instead of 0.506, runs int8 about as fast, and int8 runs it
+    2.4x (128x128) to 2.65x (512x512) faster than fp32 on one thread instead
+    of 1.7-2.0x (`benchmarks/export.py --quickstart-model`)."""
 
     name: str = "deeplabv3plus"
     args: dict = dataclasses.field(
