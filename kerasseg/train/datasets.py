@@ -33,9 +33,7 @@ def semantic_split(config, split):
     if data.dataset == "synthetic":
         count = data.num_train_images if split == data.train_split else data.num_val_images
         dataset = synthetic_dataset(split, count, data.image_size, seed=data.seed)
-        # Scenes are drawn in Python: draw once, keep them (as uint8) in memory.
-        dataset = dataset.map(lambda image, mask: (tf.cast(image, tf.uint8), mask)).cache()
-        return dataset.map(lambda image, mask: (tf.cast(image, tf.float32), mask))
+        return cached_as_uint8(dataset)  # scenes are drawn in Python: draw each once
     options = {}
     if data.dataset == "folder":
         options = {"num_classes": resolve_num_classes(config), "ignore_label": data.ignore_label}
@@ -50,6 +48,12 @@ def semantic_split(config, split):
     count, (height, width) = int(dataset.cardinality()), data.image_size
     if count < 0 or count * height * width * (3 + 4) > RESIZED_CACHE_BYTES:
         return dataset
+    return cached_as_uint8(dataset)
+
+
+def cached_as_uint8(dataset):
+    """`dataset` of (image float32 [0, 255], mask), computed once and kept in
+    memory with uint8 pixels (a quarter of float32's bytes), read as float32."""
     dataset = dataset.map(lambda image, mask: (tf.saturate_cast(tf.round(image), tf.uint8), mask))
     return dataset.cache().map(lambda image, mask: (tf.cast(image, tf.float32), mask))
 
