@@ -13,7 +13,7 @@ name: `weights` is None, "imagenet" (downloads the official Keras file) or the
 path of a weights file of the matching `keras.applications` model.
 """
 
-from kerasseg.backbones import mobilenet, resnet, vgg, xception
+from kerasseg.backbones import mobilenet, mobilenet_edgetpu, resnet, vgg, xception
 from kerasseg.utils import check_choice
 
 BACKBONES = {
@@ -24,6 +24,7 @@ BACKBONES = {
     "mobilenetv2": mobilenet.mobilenetv2,
     "mobilenetv3small": mobilenet.mobilenetv3small,
     "mobilenetv3large": mobilenet.mobilenetv3large,
+    "mobilenet_edgetpu": mobilenet_edgetpu.mobilenet_edgetpu,
     "xception65": xception.xception65,
 }
 

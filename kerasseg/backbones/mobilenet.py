@@ -20,11 +20,12 @@ import keras
 from kerasseg.backbones.strides import Strider
 from kerasseg.backbones.weights import load_application_weights
 from kerasseg.layers import Preprocess
+from kerasseg.utils import check_positive_int
 
 
 def _make_divisible(value, divisor=8):
-    """Channel rounding of the MobileNet papers (never more than 10% down)."""
-    rounded = max(divisor, int(value + divisor / 2) // divisor * divisor)
+    """Channel rounding of the MobileNet papers (never more than 10% down, never below 8)."""
+    rounded = max(8, divisor, int(value + divisor / 2) // divisor * divisor)
     return rounded + divisor if rounded < 0.9 * value else rounded
 
 
@@ -55,7 +56,7 @@ _V2_BLOCKS = (
 
 def mobilenetv2(
     inputs, output_stride=32, weights=None, synchronized_bn=False, alpha=1.0,
-    include_last_conv=True,
+    include_last_conv=True, divisible_by=8,
 ):
     """MobileNetV2 features by level, with `keras.applications.MobileNetV2` names.
 
@@ -75,17 +76,22 @@ def mobilenetv2(
             1.0, 1.3 and 1.4).
         include_last_conv: keep the application's last 1x1 conv (`Conv_1`);
             False makes "P5" the 320-channel `block_16_project_BN`.
+        divisible_by: channel counts are rounded to a multiple of this (8 in
+            `keras.applications`); the reference DeepLab rounds to 1 below
+            width 1.0 (12 channels at alpha 0.5 where Keras has 16), as
+            Google's `deeplabv3_mnv2_dm05_pascal_quant.tflite` does.
 
     Returns:
         Dict "P1".."P5" of feature tensors.
     """
     _check_alpha(alpha)
+    check_positive_int("divisible_by", divisible_by)
     strider = Strider(output_stride)
     features = {}
     x = Preprocess("tf", name="preprocess")(inputs)
     strides, _ = strider.step(2)
     x = keras.layers.Conv2D(
-        _make_divisible(32 * alpha), 3, strides=strides, padding="same", use_bias=False,
+        _make_divisible(32 * alpha, divisible_by), 3, strides=strides, padding="same", use_bias=False,
         name="Conv1",
     )(x)
     x = _batch_norm(x, "bn_Conv1", synchronized_bn)
@@ -95,7 +101,7 @@ def mobilenetv2(
     for block_id, (expansion, filters, stride) in enumerate(_V2_BLOCKS):
         shortcut = x
         in_channels = x.shape[-1]
-        out_channels = _make_divisible(int(filters * alpha))
+        out_channels = _make_divisible(int(filters * alpha), divisible_by)
         prefix = f"block_{block_id}_" if block_id else "expanded_conv_"
         if block_id:
             x = keras.layers.Conv2D(

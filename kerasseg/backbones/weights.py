@@ -4,6 +4,8 @@ import os
 
 import keras
 
+from kerasseg.pretrained import is_backbone_weights
+
 
 def check_backbone_weights(weights, channels):
     """Validates a `backbone_weights` value against the input channel count."""
@@ -11,10 +13,10 @@ def check_backbone_weights(weights, channels):
         return
     if weights != "imagenet" and not (isinstance(weights, (str, os.PathLike))):
         raise ValueError(
-            "`backbone_weights` must be None, 'imagenet' or the path of a weights file. "
-            f"Received: backbone_weights={weights!r}"
+            "`backbone_weights` must be None, 'imagenet', a backbone preset or the path of a "
+            f"weights or .tflite file. Received: backbone_weights={weights!r}"
         )
-    if weights != "imagenet" and not os.path.exists(weights):
+    if weights != "imagenet" and not is_backbone_weights(weights) and not os.path.exists(weights):
         raise ValueError(
             f"`backbone_weights` file not found. Received: backbone_weights={weights!r}"
         )

@@ -14,20 +14,32 @@ class ResizeLike(keras.layers.Layer):
 
     Works with dynamic sizes in Keras and becomes a single RESIZE_BILINEAR
     (or RESIZE_NEAREST_NEIGHBOR) builtin in TFLite. Uses half-pixel centres,
-    as `tf.image.resize` does.
+    as `tf.image.resize` does, or with `align_corners` the corner-aligned
+    bilinear resize of TF1 (`resize_bilinear(align_corners=True)`), which the
+    reference DeepLab and Google's published DeepLab files use.
 
     Args:
         interpolation: "bilinear" or "nearest".
+        align_corners: align the corner pixels (bilinear only).
     """
 
-    def __init__(self, interpolation="bilinear", **kwargs):
+    def __init__(self, interpolation="bilinear", align_corners=False, **kwargs):
         super().__init__(**kwargs)
         self.interpolation = check_choice("interpolation", interpolation, _INTERPOLATIONS)
+        self.align_corners = check_choice("align_corners", align_corners, (False, True))
+        if align_corners and interpolation != "bilinear":
+            raise ValueError(
+                "`align_corners` needs interpolation='bilinear'. "
+                f"Received: interpolation={interpolation!r}"
+            )
 
     def call(self, inputs):
         x, reference = inputs
         size = tf.shape(reference)[1:3]
-        resized = tf.image.resize(x, size, method=self.interpolation)
+        if self.align_corners:
+            resized = tf.compat.v1.image.resize_bilinear(x, size, align_corners=True)
+        else:
+            resized = tf.image.resize(x, size, method=self.interpolation)
         return tf.cast(resized, x.dtype)
 
     def compute_output_shape(self, input_shapes):
@@ -35,7 +47,8 @@ class ResizeLike(keras.layers.Layer):
         return (x_shape[0], reference_shape[1], reference_shape[2], x_shape[3])
 
     def get_config(self):
-        return {**super().get_config(), "interpolation": self.interpolation}
+        return {**super().get_config(), "interpolation": self.interpolation,
+                "align_corners": self.align_corners}
 
 
 def crop_to(x, reference, offset_y, offset_x):

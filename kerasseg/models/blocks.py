@@ -48,13 +48,13 @@ def conv_bn_relu(
     return keras.layers.Activation(activation, name=f"{name}_relu")(x)
 
 
-def classifier_head(x, num_classes, inputs, activation=None):
+def classifier_head(x, num_classes, inputs, activation=None, align_corners=False):
     """1x1 classifier "classifier", bilinear resize to the input size
-    ("upsample_logits"), then `output_layer`."""
+    ("upsample_logits", corner-aligned with `align_corners`), then `output_layer`."""
     from kerasseg.layers import ResizeLike
 
     x = keras.layers.Conv2D(num_classes, 1, name="classifier")(x)
-    x = ResizeLike(name="upsample_logits")([x, inputs])
+    x = ResizeLike(align_corners=align_corners, name="upsample_logits")([x, inputs])
     return output_layer(x, activation)
 
 

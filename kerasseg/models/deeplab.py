@@ -5,13 +5,16 @@ https://arxiv.org/abs/1706.05587); [Encoder-Decoder with Atrous Separable
 Convolution for Semantic Image Segmentation](https://arxiv.org/abs/1802.02611).
 """
 
+import inspect
+
 import keras
 
 from kerasseg.layers import ResizeLike
 from kerasseg.models.blocks import classifier_head, conv_bn_relu
 from kerasseg.models.decoders import aspp, aspp_rates, check_aspp_rates
 from kerasseg.models.inputs import check_builder_arguments, image_and_features
-from kerasseg.utils import check_choice, check_positive_int, check_rate, load_model_weights
+from kerasseg.pretrained import load_model_weights, preset_defaults
+from kerasseg.utils import check_choice, check_positive_int, check_rate
 
 # ResNet blocks of the last stage get rates (1, 2, 4) x the stage's dilation
 # in DeepLabv3 ("multi-grid"); other backbones have no such stage.
@@ -68,6 +71,7 @@ def deeplabv3(
     weights=None,
     backbone_weights=None,
     activation=None,
+    align_corners=False,
     name=None,
 ):
     """DeepLabv3: atrous spatial pyramid pooling on a dilated backbone.
@@ -108,10 +112,18 @@ def deeplabv3(
         dropout: dropout rate after the ASPP projection.
         backbone_kwargs: extra backbone arguments, e.g. {"alpha": 0.5}.
         synchronized_bn: use synchronized batch normalisation.
-        weights: None or the path of a full-model weights file.
-        backbone_weights: None, "imagenet" or the path of a backbone weights
-            file.
+        weights: None, the path of a full-model weights file or `.tflite`
+            file, or a preset: its name or its dataset for this backbone and
+            width ("pascal_voc" for "mobilenetv2" at alpha 1.0 and 0.5,
+            "cityscapes" for "mobilenet_edgetpu"; `kerasseg.pretrained`).
+            A preset with another class count loads all but the classifier.
+        backbone_weights: None, "imagenet", a backbone preset
+            ("mobilenetv2_imagenet_quant") or the path of a backbone weights
+            or `.tflite` file.
         activation: None for logits, or e.g. "softmax".
+        align_corners: upsample the logits with TF1's corner-aligned
+            bilinear resize, as the reference implementation and Google's
+            files do (the presets set it).
         name: model name; None names it "deeplabv3_<backbone>".
 
     Returns:
@@ -122,7 +134,11 @@ def deeplabv3(
 
     >>> model = kerasseg.deeplabv3(21, backbone="resnet50", backbone_weights="imagenet")
     >>> phone = kerasseg.deeplabv3(21, backbone="mobilenetv2", backbone_weights="imagenet")
+    >>> voc = kerasseg.deeplabv3(backbone="mobilenetv2", align_corners=True, weights="pascal_voc")
     """
+    from_preset = preset_defaults("deeplabv3", locals(), _DEFAULTS)
+    if from_preset is not None:
+        return deeplabv3(**from_preset)
     if backbone in _REFERENCE_MOBILE:
         aspp_rates = () if aspp_rates is None else aspp_rates
         backbone_kwargs = {**_REFERENCE_MOBILE[backbone], **(backbone_kwargs or {})}
@@ -130,9 +146,15 @@ def deeplabv3(
         num_classes, input_shape, backbone, output_stride, multi_grid, aspp_filters,
         aspp_rates, separable, dropout, backbone_kwargs, synchronized_bn, backbone_weights,
     )
-    outputs = classifier_head(x, num_classes, inputs, activation)
+    outputs = classifier_head(x, num_classes, inputs, activation, align_corners=align_corners)
     model = keras.Model(inputs, outputs, name=name or f"deeplabv3_{backbone}")
-    return load_model_weights(model, weights)
+    alpha = (backbone_kwargs or {}).get("alpha", 1.0)
+    return load_model_weights(model, weights, "deeplabv3", backbone, alpha)
+
+
+_DEFAULTS = {
+    key: parameter.default for key, parameter in inspect.signature(deeplabv3).parameters.items()
+}
 
 
 def deeplabv3plus(
@@ -229,4 +251,5 @@ def deeplabv3plus(
         )
     outputs = classifier_head(x, num_classes, inputs, activation)
     model = keras.Model(inputs, outputs, name=name or f"deeplabv3plus_{backbone}")
-    return load_model_weights(model, weights)
+    alpha = (backbone_kwargs or {}).get("alpha", 1.0)
+    return load_model_weights(model, weights, "deeplabv3plus", backbone, alpha)

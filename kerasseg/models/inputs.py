@@ -6,6 +6,7 @@ import keras
 
 from kerasseg.backbones import BACKBONES, OUTPUT_STRIDES, build_backbone
 from kerasseg.backbones.weights import check_backbone_weights
+from kerasseg.pretrained import is_backbone_weights, load_backbone_weights
 from kerasseg.utils import check_choice, check_input_shape, check_positive_int
 
 
@@ -47,8 +48,12 @@ def image_and_features(
     """The image input and the backbone's features by level, for arguments
     already checked by `check_builder_arguments`; returns (inputs, features)."""
     inputs = image_input(input_shape)
+    from_file = is_backbone_weights(backbone_weights)
     features = build_backbone(
-        backbone, inputs, output_stride=output_stride, weights=backbone_weights,
-        synchronized_bn=synchronized_bn, **(backbone_kwargs or {}),
+        backbone, inputs, output_stride=output_stride,
+        weights=None if from_file else backbone_weights, synchronized_bn=synchronized_bn,
+        **(backbone_kwargs or {}),
     )
+    if from_file:
+        load_backbone_weights(keras.Model(inputs, features), backbone_weights)
     return inputs, features
