@@ -22,10 +22,11 @@ _LAZY_ATTRIBUTES = {
     "portrait_model": "kerasseg.models.portrait",
     "with_crf": "kerasseg.crf",
     "load_model": "kerasseg.saving",
+    "from_preset": "kerasseg.models.presets",
 }
 _SUBMODULES = (
     "backbones", "cli", "configs", "crf", "data", "export", "layers", "losses", "metrics",
-    "models", "ops", "panoptic", "runtime", "train",
+    "models", "ops", "panoptic", "pretrained", "runtime", "train",
 )
 
 

@@ -27,6 +27,7 @@ COMMANDS = {
     "validate": "check every file of a config's splits before training",
     "export": "export a .keras model: SavedModel, TFLite, ONNX, TensorRT",
     "summary": "build every architecture and print a table",
+    "pretrained": "list the pretrained presets (Google's published files)",
 }
 # Lines of TensorFlow's C++ logging ("I0000 00:00:1795912566.004987  22700
 # port.cc:153] ..." for INFO, WARNING and ERROR, the banner printed before absl

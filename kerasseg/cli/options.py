@@ -70,11 +70,17 @@ def inference_options(args):
 
 
 def load_predictor(path):
-    """A `.keras` model (safe mode, not compiled), or an exported file as a
+    """A `.keras` model (safe mode, not compiled), a preset's Keras model by
+    name (`kerasseg pretrained` lists them), or an exported file as a
     `kerasseg.runtime.Segmenter`."""
+    from kerasseg.pretrained import is_preset
     from kerasseg.runtime import Segmenter
     from kerasseg.saving import load_model
 
+    if not os.path.exists(path) and is_preset(path):
+        from kerasseg.models.presets import from_preset
+
+        return from_preset(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"--model: no such file: {path}")
     if path.endswith(".keras"):

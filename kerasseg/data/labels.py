@@ -107,3 +107,21 @@ CAMVID_PALETTE.setflags(write=False)
 PERSON_CLASSES = ("background", "person")
 PERSON_PALETTE = np.array([[0, 0, 0], [255, 255, 255]], np.uint8)
 PERSON_PALETTE.setflags(write=False)
+
+# Cityscapes train ids -> CamVid's 11 classes, for Cityscapes models scored
+# on CamVid (the mapping of the pretrained-models benchmark): void -> None.
+CITYSCAPES_TO_CAMVID = {
+    "road": "Road", "sidewalk": "Pavement", "building": "Building", "wall": "Building",
+    "fence": "Fence", "pole": "Pole", "traffic light": "SignSymbol",
+    "traffic sign": "SignSymbol", "vegetation": "Tree", "terrain": "Tree", "sky": "Sky",
+    "person": "Pedestrian", "rider": "Bicyclist", "car": "Car", "truck": "Car", "bus": "Car",
+    "train": "Car", "motorcycle": "Bicyclist", "bicycle": "Bicyclist",
+}
+
+
+def class_mapping(mapping, source_classes, target_classes):
+    """(len(source_classes),) int array: each source class's target index
+    (`mapping` by name), `IGNORE_LABEL` for a class the mapping leaves out."""
+    index = {name: i for i, name in enumerate(target_classes)}
+    return np.asarray([index[mapping[name]] if mapping.get(name) in index else IGNORE_LABEL
+                       for name in source_classes], np.int64)

@@ -19,6 +19,8 @@ from kerasseg.pretrained.presets import (
     PresetFileError,
     find_preset,
     home,
+    is_preset,
+    resolve_preset,
     preset_defaults,
     layer_name,
     preset_file,
@@ -28,7 +30,7 @@ from kerasseg.pretrained.tflite import FileLayer, TFLiteFile, load_tflite_weight
 __all__ = [
     "PRESETS", "FileLayer", "Preset", "PresetFileError", "TFLiteFile", "find_preset", "home",
     "load_model_weights", "load_backbone_weights", "load_tflite_weights", "preset_file",
-    "is_tflite", "preset_defaults", "is_backbone_weights",
+    "is_tflite", "preset_defaults", "is_backbone_weights", "is_preset", "resolve_preset",
 ]
 
 

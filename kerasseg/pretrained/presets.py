@@ -134,6 +134,28 @@ PRESETS = _presets(
 )
 
 
+def resolve_preset(name):
+    """The `Preset` called `name`: a preset's name, or a dataset name
+    ("pascal_voc", "cityscapes") for that dataset's first model preset."""
+    if name in PRESETS:
+        return PRESETS[name]
+    for preset in PRESETS.values():
+        if preset.builder != "backbone" and preset.dataset == name:
+            return preset
+    raise ValueError(
+        f"Unknown preset {name!r}; the presets are {', '.join(PRESETS)} "
+        "(or a dataset: pascal_voc, cityscapes)"
+    )
+
+
+def is_preset(name):
+    """Whether `name` is a model preset's name or dataset (for `--model` arguments)."""
+    try:
+        return isinstance(name, str) and resolve_preset(name).builder != "backbone"
+    except ValueError:
+        return False
+
+
 def find_preset(builder, weights, backbone, alpha=1.0):
     """The preset that `builder(backbone=..., weights=...)` names, or None.
 

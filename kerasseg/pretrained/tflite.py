@@ -13,12 +13,14 @@ depthwise` of `MobilenetV2/expanded_conv_3/depthwise/depthwise_Fold;...`)
 goes through a naming function to a Keras layer name. The graph fixes the
 rest: which input channels of a convolution fed by a concatenation come
 from which branch (the file's concatenation order need not be ours).
+
+Keras is imported only by the functions that touch a model, so that
+`kerasseg pretrained` lists the presets without loading TensorFlow.
 """
 
 import dataclasses
 import os
 
-import keras
 import numpy as np
 
 # TFLite TensorType codes -> NumPy dtypes (schema.fbs).
@@ -165,6 +167,8 @@ def _producers(model):
 
 def _batch_norm_after(model, layer):
     """The BatchNormalization layer fed by `layer`'s output, or None."""
+    import keras
+
     for candidate in model.layers:
         if isinstance(candidate, keras.layers.BatchNormalization):
             if candidate.input is layer.output:
@@ -174,6 +178,8 @@ def _batch_norm_after(model, layer):
 
 def _branch_layer(tensor, producers):
     """The convolution behind a Keras tensor, through weightless layers and BN."""
+    import keras
+
     layer = producers.get(id(tensor))
     while layer is not None and not isinstance(
         layer, (keras.layers.Conv2D, keras.layers.DepthwiseConv2D)
@@ -185,6 +191,8 @@ def _branch_layer(tensor, producers):
 
 def _concat_order(file_layer, layer, model, naming):
     """Indices of the file kernel's input channels in the Keras layer's order."""
+    import keras
+
     producers = _producers(model)
     concat = producers.get(id(layer.input))
     if not isinstance(concat, keras.layers.Concatenate):
@@ -266,6 +274,8 @@ def load_tflite_weights(model, path, naming, skip=()):
     Returns:
         The names of the model layers that received weights.
     """
+    import keras
+
     source = TFLiteFile(path)
     filled = []
     for file_layer in source.layers():

@@ -1,0 +1,89 @@
+"""Google's published files (../shared/pretrained) loaded as presets: the
+imported Keras model labels each file's own test picture as the file does.
+Skipped, with the reason, where ../shared/pretrained is absent."""
+
+import pathlib
+
+import numpy as np
+import pytest
+
+import kerasseg
+
+SHARED = pathlib.Path(__file__).resolve().parents[3] / "shared" / "pretrained"
+pytestmark = pytest.mark.skipif(
+    not (SHARED / "deeplabv3_mnv2_pascal_quant.tflite").is_file(),
+    reason=f"Google's files are not in {SHARED} (the project's shared folder)",
+)
+
+
+@pytest.fixture(autouse=True)
+def google_home(monkeypatch):
+    monkeypatch.setenv("KERASSEG_HOME", str(SHARED))
+
+
+def picture(name, size):
+    import cv2
+
+    image = cv2.cvtColor(cv2.imread(str(SHARED / f"{name}.bmp")), cv2.COLOR_BGR2RGB)
+    return cv2.resize(image, (size, size), interpolation=cv2.INTER_LINEAR)
+
+
+def file_output(path, image):
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_path=str(path))
+    interpreter.allocate_tensors()
+    interpreter.set_tensor(interpreter.get_input_details()[0]["index"], image[None])
+    interpreter.invoke()
+    return interpreter.get_tensor(interpreter.get_output_details()[0]["index"])[0]
+
+
+@pytest.mark.parametrize(
+    ("weights", "arguments", "test_picture"),
+    [("pascal_voc", {"backbone": "mobilenetv2"}, "bird_segmentation"),
+     ("pascal_voc", {"backbone": "mobilenetv2", "backbone_kwargs": {"alpha": 0.5}},
+      "bird_segmentation"),
+     ("cityscapes", {"backbone": "mobilenet_edgetpu"}, "cityscapes_segmentation")],
+)
+def test_preset_labels_its_test_picture_as_the_file_does(weights, arguments, test_picture):
+    from kerasseg.inference import predict
+    from kerasseg.pretrained import find_preset
+
+    model = kerasseg.deeplabv3(weights=weights, **arguments)
+    preset = find_preset("deeplabv3", weights, arguments["backbone"],
+                         arguments.get("backbone_kwargs", {}).get("alpha", 1.0))
+    image = picture(test_picture, 513)
+    expected = file_output(SHARED / preset.file, image)
+    labels = predict(model, image.astype("float32")).argmax(-1)
+    # The file computes in uint8; the imported model in float32.
+    assert np.mean(labels == expected) >= 0.97
+    assert set(np.unique(labels)) == set(np.unique(expected))
+
+
+def test_imagenet_backbone_classifies_like_the_file():
+    """Our MobileNetV2 with the ImageNet file's weights, followed by the
+    file's own classifier, picks the file's top class."""
+    import keras
+
+    from kerasseg.pretrained import TFLiteFile
+
+    path = SHARED / "mobilenet_v2_1.0_224_quant.tflite"
+    by_name = kerasseg.deeplabv3(backbone="mobilenetv2",
+                                 backbone_weights="mobilenetv2_imagenet_quant")
+    by_path = kerasseg.deeplabv3(backbone="mobilenetv2", backbone_weights=str(path))
+    np.testing.assert_array_equal(np.asarray(by_name.get_layer("block_7_expand").kernel),
+                                  np.asarray(by_path.get_layer("block_7_expand").kernel))
+    backbone = kerasseg.backbones.build_backbone  # the features, as a model
+    inputs = keras.Input((224, 224, 3))
+    features = backbone("mobilenetv2", inputs)
+    model = keras.Model(inputs, features["P5"])
+    from kerasseg.pretrained import load_backbone_weights
+
+    load_backbone_weights(keras.Model(inputs, features), str(path))
+    logits_layer = next(layer for layer in TFLiteFile(path).layers()
+                        if layer.scope.endswith("Logits/Conv2d_1c_1x1"))
+    image = picture("bird_segmentation", 224)
+    pooled = np.asarray(model(image[None].astype("float32"))).mean(axis=(1, 2))
+    ours = pooled @ logits_layer.kernel[0, 0] + logits_layer.bias
+    expected = file_output(path, image)
+    assert int(np.argmax(ours)) == int(np.argmax(expected))
