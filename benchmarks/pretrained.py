@@ -104,7 +104,10 @@ class CamVidScore:
 
     def __init__(self):
         from kerasseg.data.labels import (
-            CAMVID_CLASSES, CITYSCAPES_CLASSES, CITYSCAPES_TO_CAMVID, class_mapping,
+            CAMVID_CLASSES,
+            CITYSCAPES_CLASSES,
+            CITYSCAPES_TO_CAMVID,
+            class_mapping,
         )
 
         self.mapping = class_mapping(CITYSCAPES_TO_CAMVID, CITYSCAPES_CLASSES, CAMVID_CLASSES)

@@ -17,7 +17,7 @@ FLOORS = (
     ("kerasseg.runtime",),
     ("kerasseg.data", "kerasseg.visualize"),
     ("kerasseg.ops",),
-    ("kerasseg.layers",),
+    ("kerasseg.layers", "kerasseg.pretrained"),
     ("kerasseg.backbones",),
     ("kerasseg.models", "kerasseg.crf"),
     ("kerasseg.losses", "kerasseg.metrics", "kerasseg.schedules", "kerasseg.inference"),

@@ -91,8 +91,8 @@ def mobilenetv2(
     x = Preprocess("tf", name="preprocess")(inputs)
     strides, _ = strider.step(2)
     x = keras.layers.Conv2D(
-        _make_divisible(32 * alpha, divisible_by), 3, strides=strides, padding="same", use_bias=False,
-        name="Conv1",
+        _make_divisible(32 * alpha, divisible_by), 3, strides=strides, padding="same",
+        use_bias=False, name="Conv1",
     )(x)
     x = _batch_norm(x, "bn_Conv1", synchronized_bn)
     x = keras.layers.ReLU(6.0, name="Conv1_relu")(x)

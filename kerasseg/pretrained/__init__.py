@@ -20,10 +20,10 @@ from kerasseg.pretrained.presets import (
     find_preset,
     home,
     is_preset,
-    resolve_preset,
-    preset_defaults,
     layer_name,
+    preset_defaults,
     preset_file,
+    resolve_preset,
 )
 from kerasseg.pretrained.tflite import FileLayer, TFLiteFile, load_tflite_weights
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import kerasseg
-from kerasseg.pretrained import TFLiteFile, load_tflite_weights, load_model_weights
+from kerasseg.pretrained import TFLiteFile, load_model_weights, load_tflite_weights
 from tests.backbones.backbone_checks import randomize_batch_norm
 from tests.pretrained.slim_files import write_slim_file
 
