@@ -24,7 +24,9 @@ def add_common_arguments(parser, default_output):
     )
     parser.add_argument(
         "--model", default=None,
-        help="exported model file; default: train (or reuse) a small model on synthetic data",
+        help="exported model file, or a pretrained preset (e.g. pascal_voc, cityscapes: "
+        "`kerasseg pretrained` lists them; exported once to the cache); default: train (or "
+        "reuse) a small model on synthetic data",
     )
     parser.add_argument(
         "--output", default=default_output,
@@ -200,6 +202,40 @@ class FrameSink:
         print(f"Wrote {self.writer.count} frame(s) to {self.args.output} ({summary}).")
         if self.args.screenshot:
             save_screenshot(self.last, self.args.screenshot)
+
+
+def preset_export(name, cache, size=513):
+    """The path of an fp16 `.tflite` export of pretrained preset `name` at
+    `size` x `size` (the published files' size), with its class names and
+    palette; made once in `cache`. None when `name` is not a preset."""
+    import kerasseg
+    from kerasseg.pretrained import is_preset, resolve_preset
+
+    if os.path.exists(name) or not is_preset(name):
+        return None
+    preset = resolve_preset(name)
+    path = os.path.join(cache, f"{preset.name}_{size}_fp16.tflite")
+    if os.path.exists(path) and os.path.exists(path + ".json"):
+        print(f"--model {name}: using the cached export {path}")
+        return path
+    print(f"--model {name}: exporting preset {preset.name} (fp16, {size}x{size}) to {path}")
+    from kerasseg.export import to_tflite
+
+    model = kerasseg.from_preset(preset.name, input_shape=(size, size, 3))
+    partial = path + ".partial.tflite"
+    to_tflite(model, partial, quantization="fp16", labels=list(preset.classes),
+              palette=np.asarray(preset.palette).tolist())
+    os.replace(partial + ".json", path + ".json")
+    os.replace(partial, path)
+    return path
+
+
+def model_file(args, fallback):
+    """The exported file a demo runs: --model (a file, or a preset exported
+    once), or `fallback()`, the demo's own small model."""
+    if args.model is None:
+        return fallback()
+    return preset_export(args.model, cache_dir(args.cache_dir)) or args.model
 
 
 def cached(path, model, training, fast):

@@ -139,9 +139,9 @@ def run(argv=None):
     args = _common.parse(build_parser(), argv)
     if not 0 <= args.opacity <= 1:
         raise ValueError(f"--opacity must be in [0, 1]. Received: --opacity={args.opacity}")
-    model_path = args.model or fallback_model(
+    model_path = _common.model_file(args, lambda: fallback_model(
         _common.cache_dir(args.cache_dir), args.fast, args.train_seconds
-    )
+    ))
     segmenter = Segmenter.load(model_path, num_threads=args.threads)
     names, palette = class_colours(segmenter.labels, segmenter.palette)
     frames = _common.input_frames(

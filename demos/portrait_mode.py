@@ -137,10 +137,10 @@ def run(argv=None):
     from kerasseg.runtime import MaskSmoother, Segmenter, blur_background, replace_background
 
     args = _common.parse(build_parser(), argv)
-    model_path = args.model or fallback_model(
+    model_path = _common.model_file(args, lambda: fallback_model(
         _common.cache_dir(args.cache_dir), MODEL_SIZES[args.model_size], args.fast,
         args.train_seconds,
-    )
+    ))
     segmenter = Segmenter.load(model_path, num_threads=args.threads)
     smoother = MaskSmoother(args.smoothing)
     frames = _common.input_frames(

@@ -173,3 +173,33 @@ def test_panoptic_colouring(demos):
     np.testing.assert_array_equal(out[35, 20], frame[35, 20])
     # Two people: two different colours (away from outlines and labels).
     assert not np.array_equal(out[17, 10], out[17, 30])
+
+
+SHARED_PRETRAINED = os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared",
+                                 "pretrained")
+
+
+@pytest.mark.skipif(not os.path.isfile(os.path.join(SHARED_PRETRAINED,
+                                                    "deeplabv3_mnv2_dm05_pascal_quant.tflite")),
+                    reason="Google's files are not in ../shared/pretrained")
+def test_portrait_demo_takes_a_preset_name(demos, tmp_path, monkeypatch, capsys):
+    """--model NAME exports the preset once (fp16, with its VOC labels) and
+    finds the person class by name."""
+    monkeypatch.setenv("KERASSEG_HOME", SHARED_PRETRAINED)
+    arguments = ["--model", "deeplabv3_mobilenetv2_0.5_pascal_voc", "--frames", "1",
+                 "--cache-dir", str(tmp_path / "cache"), "--input",
+                 os.path.join(SHARED_PRETRAINED, "bird_segmentation.bmp")]
+    code = demos["portrait_mode"].main([*arguments, "--output", str(tmp_path / "a")])
+    assert code == 0
+    exported = tmp_path / "cache" / "deeplabv3_mobilenetv2_0.5_pascal_voc_513_fp16.tflite"
+    assert exported.is_file() and "exporting preset" in capsys.readouterr().out
+    code = demos["portrait_mode"].main([*arguments, "--output", str(tmp_path / "b")])
+    assert code == 0 and "using the cached export" in capsys.readouterr().out
+    assert len(os.listdir(tmp_path / "b")) == 1
+
+
+def test_a_model_path_is_not_taken_for_a_preset(demos, tmp_path):
+    path = tmp_path / "pascal_voc"
+    path.write_bytes(b"")
+    args = demos["portrait_mode"].build_parser().parse_args(["--model", str(path)])
+    assert demos["portrait_mode"]._common.model_file(args, lambda: "fallback") == str(path)
