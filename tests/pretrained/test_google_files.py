@@ -87,3 +87,14 @@ def test_imagenet_backbone_classifies_like_the_file():
     ours = pooled @ logits_layer.kernel[0, 0] + logits_layer.bias
     expected = file_output(path, image)
     assert int(np.argmax(ours)) == int(np.argmax(expected))
+
+
+def test_from_preset_carries_class_names_and_palette():
+    model = kerasseg.from_preset("cityscapes")
+    assert model.class_names[0] == "road" and len(model.class_names) == 19
+    assert np.asarray(model.palette).shape == (19, 3)
+    fewer = kerasseg.from_preset("cityscapes", num_classes=11)
+    assert fewer.output_shape[-1] == 11 and fewer.class_names is None
+    # Every layer but the classifier holds the file's weights.
+    np.testing.assert_array_equal(np.asarray(fewer.get_layer("Conv").kernel),
+                                  np.asarray(model.get_layer("Conv").kernel))
