@@ -51,8 +51,8 @@ SCHEDULES = ("poly", "step")
 
 @dataclasses.dataclass
 class ModelConfig:
-    """`name`: a kerasseg builder (`kerasseg.models.MODELS`) or
-    "package.module:function"; `args`: its keyword arguments. `bn_momentum`
+    """`name`: a kerasseg builder (`kerasseg.models.MODELS`) or one given
+    to `kerasseg.register_builder`; `args`: its keyword arguments. `bn_momentum`
     overrides the momentum of every BatchNormalization layer (None keeps the
     builder's): the 0.999 of `keras.applications` backbones, right for
     fine-tuning, leaves the moving statistics near their initial values for

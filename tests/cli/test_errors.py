@@ -7,10 +7,12 @@ import subprocess
 import sys
 
 import cv2
+import numpy as np
 import pytest
 import tensorflow as tf
 import yaml
 
+from kerasseg import KerassegError
 from kerasseg.cli import main, user_error
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -60,10 +62,27 @@ def test_validate_lists_every_bad_file_of_the_split(bad_folder, capsys):
     assert "2 bad example(s)" in capsys.readouterr().err
 
 
-def test_known_failures_have_messages_and_bugs_do_not():
-    assert user_error(ValueError("`data.root` is required")) == "`data.root` is required"
-    assert user_error(FileNotFoundError("Config file not found: x.yaml")).endswith("x.yaml")
-    assert user_error(ImportError("pip install 'kerasseg[export]'")).startswith("pip install")
+def _raised(function, *args):
+    try:
+        function(*args)
+    except Exception as error:  # noqa: BLE001 - the error is what the test looks at
+        return error
+    raise AssertionError(f"{function} raised nothing")
+
+
+def test_known_failures_have_messages_and_bugs_do_not(tmp_path):
+    from kerasseg.utils import check_positive_int
+
+    # Raised on purpose: kerasseg's own checks, its error class, a missing file
+    # or optional package, TensorFlow's data errors.
+    assert user_error(_raised(check_positive_int, "epochs", 0)).startswith("`epochs` must be")
+    assert user_error(KerassegError("`data.root` is required")) == "`data.root` is required"
+    assert str(tmp_path / "x.yaml") in user_error(_raised(open, tmp_path / "x.yaml"))
+    assert user_error(ModuleNotFoundError("No module named 'onnx'", name="onnx")).endswith(
+        "'onnx'")
+    # Bugs: whatever kerasseg did not raise itself, a ValueError from NumPy included.
+    assert user_error(_raised(np.zeros, -1)) is None
+    assert user_error(ValueError("raised by someone else")) is None
     assert user_error(RuntimeError("a bug")) is None
     assert user_error(KeyError("a bug")) is None
     data_error = tf.errors.InvalidArgumentError(
@@ -73,6 +92,22 @@ def test_known_failures_have_messages_and_bugs_do_not():
     assert message.splitlines()[0] == (
         "Not a JPEG/PNG/BMP/GIF image (empty or corrupt file): train/images/7.png")
     assert "kerasseg validate" in message
+
+
+def test_a_bug_shows_its_traceback_and_asks_for_a_report(monkeypatch, capsys):
+    import kerasseg.cli.summary
+
+    def broken(args):
+        return {}["missing"]
+
+    monkeypatch.setattr(kerasseg.cli.summary, "run", broken)
+    assert main(["summary"]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback (most recent call last)" in err and "KeyError: 'missing'" in err
+    assert err.strip().splitlines()[-1] == (
+        "kerasseg summary: this is a bug, please report it with the traceback above.")
+    with pytest.raises(KeyError):
+        main(["summary", "--debug"])
 
 
 def test_missing_config_file_and_bad_key(tmp_path, capsys):
