@@ -5,7 +5,6 @@ import numpy as np
 import pytest
 
 import kerasseg
-
 from kerasseg.train import Config
 
 
