@@ -128,3 +128,60 @@ def test_the_program_keeps_tensorflow_log_lines_off_stderr(tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     assert "no files to check" in result.stdout
     assert "absl" not in result.stderr and "I0000" not in result.stderr, result.stderr
+
+
+def test_set_merges_a_mapping_into_the_one_it_overrides(tmp_path):
+    from argparse import Namespace
+
+    from kerasseg.cli.options import load_config
+    from kerasseg.train import Config
+
+    defaults = Config().model.args
+
+    def loaded(*items):
+        return load_config(Namespace(config=None, set=list(items)))
+
+    args = loaded("model.args={decoder_filters: 32}").model.args
+    assert args == {**defaults, "decoder_filters": 32}  # replaced the whole mapping before
+    args = loaded("model.args.backbone_kwargs.alpha=0.5", "model.args.aspp_filters=16").model.args
+    assert args["backbone_kwargs"] == {**defaults["backbone_kwargs"], "alpha": 0.5}
+    assert args["aspp_filters"] == 16 and args["decoder_filters"] == defaults["decoder_filters"]
+    assert loaded("training.epochs=3").training.epochs == 3
+    with pytest.raises(ValueError, match=r"--set 'model.args=\{x': the value is not YAML"):
+        loaded("model.args={x")
+
+
+def test_a_file_that_is_not_a_config_is_not_echoed(tmp_path, capsys):
+    passwd = tmp_path / "passwd"
+    passwd.write_text("".join(f"user{i}:x:{i}:{i}:User {i}:/home/user{i}:/bin/sh\n"
+                              for i in range(200)))
+    binary = tmp_path / "model.yaml"
+    binary.write_bytes(bytes(range(256)) * 4)
+    for path in (passwd, binary, tmp_path):
+        assert main(["validate", "--config", str(path)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and len(err) < 300, err
+        assert str(path) in err and "user150" not in err
+
+
+def test_corrupt_keras_files_and_directories_as_model(tmp_path, capsys):
+    import zipfile
+
+    image = tmp_path / "x.png"
+    cv2.imwrite(str(image), np.zeros((8, 8, 3), np.uint8))
+    truncated = tmp_path / "truncated.keras"
+    truncated.write_bytes(b"PK\x03\x04 not really a zip")
+    not_keras = tmp_path / "other.keras"
+    with zipfile.ZipFile(not_keras, "w") as archive:
+        archive.writestr("readme.txt", "hello")
+    expected = {
+        truncated: "is not a .keras file (a zip archive): corrupt, truncated",  # "File not found"
+        not_keras: "Could not load",
+        tmp_path: "is a directory; expected a .keras, .tflite",  # was "no such file"
+        tmp_path / "missing.keras": "No such model file",
+    }
+    for path, message in expected.items():
+        assert main(["predict", "--model", str(path), str(image),
+                     "--output-dir", str(tmp_path / "out")]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and message in err and str(path) in err, err
