@@ -114,3 +114,17 @@ def load_predictor(path):
 def is_panoptic(model):
     """Whether `model` is a Keras model with a dict of outputs (LPSNet)."""
     return isinstance(getattr(model, "output", None), dict)
+
+
+def model_classes(model):
+    """The classes `model` scores (a one-channel foreground model scores 2),
+    or None when it does not say (a labels-only export without metadata)."""
+    from kerasseg.runtime import Segmenter
+
+    if isinstance(model, Segmenter):
+        if model.output_kinds[model.backend.outputs[0].name] == "labels":
+            return model.num_classes
+        channels = model.output_channels
+    else:
+        channels = model.output_shape[-1]
+    return None if channels is None else max(channels, 2)
