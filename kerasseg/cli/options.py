@@ -126,5 +126,6 @@ def model_classes(model):
             return model.num_classes
         channels = model.output_channels
     else:
-        channels = model.output_shape[-1]
-    return None if channels is None else max(channels, 2)
+        shape = model.output_shape
+        channels = shape[-1] if isinstance(shape, tuple) else None  # several outputs: unknown
+    return max(channels, 2) if isinstance(channels, int) else None

@@ -114,6 +114,7 @@ def _segment(model, path, options):
     import cv2
 
     from kerasseg.runtime import Segmenter
+    from kerasseg.runtime.inference import check_options
     from kerasseg.train.evaluate import probabilities
 
     bgr = cv2.imread(path, cv2.IMREAD_COLOR)
@@ -121,7 +122,10 @@ def _segment(model, path, options):
         raise ValueError(f"Cannot read image {path}: not an image file, or corrupt")
     image = bgr[..., ::-1].astype(np.float32)
     if isinstance(model, Segmenter):  # labels assembled band by band: bounded memory
-        labels = model.predict(image, **options)
+        # Only the options given: a labels-only model takes none.
+        defaults = check_options()
+        labels = model.predict(image, **{key: value for key, value in options.items()
+                                         if value != defaults[key]})
     else:
         labels = probabilities(model, image, options).argmax(-1)
     return image, labels.astype(np.uint8)
