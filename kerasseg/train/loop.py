@@ -186,13 +186,14 @@ def _restore(backup, trainee, total_steps):
 
 
 def _prepare_run_dir(config, plan, previous, initial_step):
-    """Says what the run does with its directory, moves an old run aside
-    (`plan` "replace"), and writes the resolved config."""
+    """Says what the run does with its directory, moves an old run aside (none
+    for a fresh one: then a run that fails at its first batch leaves no files
+    behind either), and writes the resolved config."""
     run_dir = config.training.output_dir
     if plan == "resume":
         print(f"Resuming the run in {run_dir} at step {initial_step} from backup/ "
               "(same config).", file=sys.stderr)
-    if plan == "replace":
+    else:
         previous.stash()
     config.save(run_dir)
 

@@ -88,6 +88,10 @@ def plan_run(config, overwrite=False):
     """"fresh", "resume" or "replace": what `train` does with `config`'s run
     directory (see the module docstring); raises KerassegError to refuse."""
     run_dir = config.training.output_dir
+    if os.path.isdir(os.path.join(run_dir, PREVIOUS_NAME)):
+        print(f"Restoring the run in {run_dir} that a replacement, killed before its first "
+              f"batch passed, had moved to {PREVIOUS_NAME}/.", file=sys.stderr)
+        PreviousRun(run_dir).put_back()
     found = [name for name in RUN_FILES if os.path.exists(os.path.join(run_dir, name))]
     if not found:
         return "fresh"
@@ -150,8 +154,6 @@ class PreviousRun(keras.callbacks.Callback):
         self.aside = os.path.join(run_dir, PREVIOUS_NAME)
 
     def stash(self):
-        if os.path.exists(self.aside):  # a replacement killed in its first batch
-            self.put_back()
         os.makedirs(self.aside)
         for name in RUN_FILES:
             if os.path.exists(os.path.join(self.run_dir, name)):

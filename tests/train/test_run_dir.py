@@ -145,6 +145,36 @@ def test_a_failed_rerun_leaves_the_finished_run_as_it_was(tmp_path):
     assert not (run / ".previous_run").exists()
 
 
+def test_a_fresh_run_failing_at_its_first_batch_leaves_nothing_behind(tmp_path):
+    run = tmp_path / "run"
+    with pytest.raises(RuntimeError, match="failed at step 0"):
+        train(tiny_config(run), callbacks=[_FailAt(0)])
+    assert os.listdir(run) == []
+    fixed = tiny_config(run, epochs=1)
+    fixed["model"]["args"]["base_filters"] = 8
+    assert train(fixed).initial_step == 0  # another config, not refused: nothing was there
+
+
+def test_the_old_run_comes_back_after_a_replacement_killed_in_its_first_batch(
+        tmp_path, capsys):
+    from kerasseg.train import Config
+    from kerasseg.train.rundir import PreviousRun, plan_run
+
+    run = tmp_path / "run"
+    config = Config.from_dict(tiny_config(run))
+    config.save(run)
+    (run / "model.keras").write_bytes(b"the old model")
+    (run / "metrics.csv").write_text("the old metrics")
+    PreviousRun(str(run)).stash()  # what a replacement does first; then SIGKILL
+    (run / "metrics.csv").write_text("epoch\n")  # the replacement's
+    with pytest.raises(KerassegError, match="finished run of this config"):
+        plan_run(config)
+    assert (run / "model.keras").read_bytes() == b"the old model"
+    assert (run / "metrics.csv").read_text() == "the old metrics"
+    assert not (run / ".previous_run").exists()
+    assert "Restoring the run in" in capsys.readouterr().err
+
+
 def test_resume_says_where_and_a_changed_model_is_one_line(tmp_path, capsys):
     from kerasseg.train.model import register_builder
 
