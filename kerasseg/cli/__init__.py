@@ -93,9 +93,12 @@ def user_error(error):
     it). A ValueError from inside NumPy or Keras, a TypeError, a KeyError...
     are bugs.
     """
-    if isinstance(error, KerassegError) or (
-            isinstance(error, (ValueError, OSError, ImportError)) and _raised_by_kerasseg(error)):
+    if isinstance(error, KerassegError):
         return str(error) or type(error).__name__
+    if isinstance(error, (ValueError, OSError, ImportError)):
+        message = _raised_by_kerasseg(error)
+        if message is not None:
+            return message
     if (isinstance(error, OSError) and error.filename) or isinstance(error, ModuleNotFoundError):
         return str(error)
     tensorflow = sys.modules.get("tensorflow")
@@ -112,17 +115,30 @@ def user_error(error):
 
 
 def _raised_by_kerasseg(error):
-    """Whether `error` comes from a `raise` statement in the kerasseg package
-    (and not from a call into NumPy, Keras or Python that failed there)."""
+    """The message of `error` if a `raise` statement in the kerasseg package
+    raised it (not a call into NumPy, Keras or Python that failed there), else
+    None. TensorFlow's autograph re-raises what a function it converts
+    (a `tf.data` map) raised, with the stack in the message: the original
+    frame and message are in its `ag_error_metadata`."""
     frame = error.__traceback__
-    if frame is None:
-        return False
-    while frame.tb_next is not None:
+    while frame is not None and frame.tb_next is not None:
         frame = frame.tb_next
-    filename = frame.tb_frame.f_code.co_filename
+    if frame is not None:
+        filename = frame.tb_frame.f_code.co_filename
+        if _is_raise_in_kerasseg(filename, linecache.getline(filename, frame.tb_lineno)):
+            return str(error) or type(error).__name__
+    metadata = getattr(error, "ag_error_metadata", None)
+    stack = getattr(metadata, "translated_stack", None)
+    if stack and _is_raise_in_kerasseg(stack[0].filename, stack[0].code):  # innermost first
+        cause = str(getattr(metadata, "cause_message", error))
+        return cause.removeprefix(f"{type(error).__name__}: ")
+    return None
+
+
+def _is_raise_in_kerasseg(filename, line):
     package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     return (os.path.abspath(filename).startswith(package + os.sep)
-            and linecache.getline(filename, frame.tb_lineno).lstrip().startswith("raise"))
+            and line.lstrip().startswith("raise"))
 
 
 def quiet_tensorflow():

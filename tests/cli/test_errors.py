@@ -80,6 +80,10 @@ def test_known_failures_have_messages_and_bugs_do_not(tmp_path):
     assert str(tmp_path / "x.yaml") in user_error(_raised(open, tmp_path / "x.yaml"))
     assert user_error(ModuleNotFoundError("No module named 'onnx'", name="onnx")).endswith(
         "'onnx'")
+    # Through autograph (a tf.data map): the original message, not TF's stack dump.
+    traced = _raised(lambda: tf.data.Dataset.from_tensors(0).map(
+        lambda x: check_positive_int("batch_size", 0)))
+    assert user_error(traced) == "`batch_size` must be an integer >= 1. Received: batch_size=0"
     # Bugs: whatever kerasseg did not raise itself, a ValueError from NumPy included.
     assert user_error(_raised(np.zeros, -1)) is None
     assert user_error(ValueError("raised by someone else")) is None
