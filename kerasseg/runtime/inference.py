@@ -104,7 +104,7 @@ def predict(forward, images, tile_size=None, overlap=1 / 3, weighting="gaussian"
 
 
 def predict_labels(forward, images, tile_size=None, overlap=1 / 3, weighting="gaussian",
-                   scales=(1.0,), flip=False, batch_size=4, whole_view=None, band_rows=64):
+                   scales=(1.0,), flip=False, batch_size=4, *, whole_view=None, band_rows=64):
     """Label maps (int32) of `images`, equal to `predict(...).argmax(-1)`, in
     bounded memory (see the module docstring).
 

@@ -136,7 +136,8 @@ def _run(config, strategy, callbacks, plan):
                                                                       chief)]
         try:
             history = _fit(trainee, config, task, data, validation_data, run_callbacks,
-                           initial_step, steps_per_epoch, training.verbose if chief else 0)
+                           initial_step=initial_step, steps_per_epoch=steps_per_epoch,
+                           verbose=training.verbose if chief else 0)
         except BaseException:
             previous.put_back()  # the new run failed before its first batch passed
             raise
@@ -232,7 +233,7 @@ def epoch_plan(initial_step, steps_per_epoch, epochs):
     return plan
 
 
-def _fit(trainee, config, task, data, validation_data, callbacks, initial_step,
+def _fit(trainee, config, task, data, validation_data, callbacks, *, initial_step,
          steps_per_epoch, verbose):
     """Runs the `fit` calls of `epoch_plan`; returns their merged history."""
     seed, epochs = config.training.seed, config.training.epochs
