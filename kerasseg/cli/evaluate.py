@@ -4,7 +4,9 @@
     kerasseg evaluate --model camvid_int8.tflite --config runs/camvid/config.yaml --split test
 
 The dataset comes from the run's `config.yaml` next to the model (or
-`--config`). `--model` is a `.keras` file or an exported `.tflite`/`.onnx`/
+`--config`, which must exist); with neither, the built-in synthetic scenes,
+as the first line says. A model whose class count differs from the data's is
+refused. `--model` is a `.keras` file or an exported `.tflite`/`.onnx`/
 `.engine` (run by `kerasseg.runtime.Segmenter`); both go through the same
 sliding-window / multi-scale / flip inference. It prints the metrics table
 (and says so when the model does no better than predicting the majority
