@@ -134,14 +134,13 @@ def config_differences(run_dir, config):
     return keys[:4] + ([f"{len(keys) - 4} more"] if len(keys) > 4 else [])
 
 
-def _flat(values, prefix=""):
+def _flat(values):
+    """{"section.key": value} of a config's dict (a mapping such as `model.args`
+    stays one value)."""
     if not isinstance(values, dict):
-        return {prefix.rstrip("."): values}
-    flat = {}
-    for key, value in values.items():
-        flat.update(_flat(value, f"{prefix}{key}.") if isinstance(value, dict) and (
-            prefix.count(".") < 1) else {f"{prefix}{key}": value})
-    return flat
+        return {"": values}
+    return {f"{section}.{key}": value for section, fields in values.items()
+            for key, value in (fields.items() if isinstance(fields, dict) else [("", fields)])}
 
 
 class PreviousRun(keras.callbacks.Callback):
