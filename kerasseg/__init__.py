@@ -4,7 +4,7 @@
 and submodules resolve on first use, e.g. `kerasseg.fcn8s(num_classes=21)`.
 """
 
-from kerasseg.utils import lazy_attributes
+from kerasseg.utils import KerassegError, lazy_attributes  # noqa: F401
 from kerasseg.version import __version__  # noqa: F401
 
 # Public name -> module that defines it. Submodules map to themselves.
@@ -23,6 +23,7 @@ _LAZY_ATTRIBUTES = {
     "with_crf": "kerasseg.crf",
     "load_model": "kerasseg.saving",
     "from_preset": "kerasseg.models.presets",
+    "register_builder": "kerasseg.train.model",
 }
 _SUBMODULES = (
     "backbones", "cli", "configs", "crf", "data", "export", "layers", "losses", "metrics",

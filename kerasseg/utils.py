@@ -8,6 +8,18 @@ import importlib
 import numbers
 
 
+class KerassegError(ValueError):
+    """An error kerasseg raises on purpose: bad input or a file that cannot be
+    used, with a message that names it and what was expected. A ValueError,
+    as Keras raises for bad arguments, so `except ValueError` catches it.
+
+    The `kerasseg` program prints such an error as one line (and so every
+    `ValueError`, `OSError` or `ImportError` that a `raise` statement in
+    kerasseg's own code raises: the argument checks follow Keras and raise
+    `ValueError`); anything else is a bug, shown with its traceback.
+    """
+
+
 def check_choice(argument, value, choices):
     """Raise ValueError unless `value` is one of `choices`."""
     if value not in choices:

@@ -7,16 +7,21 @@ Known failures (bad data, bad config, a missing file, an unsupported op, a
 missing optional package) end in one or two lines on stderr that name the
 file or key and what was expected, and exit code 2; `--debug` shows the
 traceback instead, and TensorFlow's C++ log lines, which the CLI otherwise
-filters out of stderr.
+filters out of stderr. Any other exception is a bug: its traceback, then a
+line asking to report it, and exit code 1.
 """
 
 import argparse
 import atexit
 import importlib
+import linecache
 import os
 import re
 import sys
 import threading
+import traceback
+
+from kerasseg.utils import KerassegError
 
 # command -> one-line help
 COMMANDS = {
@@ -65,23 +70,38 @@ def main(argv=None):
     try:
         return module.run(args) or 0
     except Exception as error:  # noqa: BLE001 - reported below, or re-raised
-        message = user_error(error)
-        if debug or message is None:
+        if debug:
             raise
+        message = user_error(error)
+        if message is None:
+            traceback.print_exc()
+            print(f"kerasseg {args.command}: this is a bug, please report it with the "
+                  "traceback above.", file=sys.stderr)
+            return 1
         print(f"kerasseg {args.command}: error: {message}", file=sys.stderr)
         return 2
 
 
 def user_error(error):
-    """The message a person can act on for a known failure, or None for a bug.
+    """The message a person can act on for a failure kerasseg raised on purpose,
+    or None for a bug.
 
-    Known: ValueError (bad config, bad data, bad arguments, corrupt model
-    files), OSError (missing files), ImportError (a missing optional package:
-    the message says what to install) and TensorFlow's op errors (a bad file
-    found while reading a batch: the message names it).
+    On purpose: a `KerassegError`; a ValueError, OSError or ImportError that a
+    `raise` statement in kerasseg's own code raised (its checks raise
+    ValueError, as Keras' do); an OSError about a file (missing, not
+    readable); a missing optional package (the message says what to install);
+    TensorFlow's op errors while reading data (a bad file: the message names
+    it). A ValueError from inside NumPy or Keras, a TypeError, a KeyError...
+    are bugs.
     """
-    if isinstance(error, (ValueError, OSError, ImportError)):
+    if isinstance(error, KerassegError):
         return str(error) or type(error).__name__
+    if isinstance(error, (ValueError, OSError, ImportError)):
+        message = _raised_by_kerasseg(error)
+        if message is not None:
+            return message
+    if (isinstance(error, OSError) and error.filename) or isinstance(error, ModuleNotFoundError):
+        return str(error)
     tensorflow = sys.modules.get("tensorflow")
     if tensorflow is not None and isinstance(error, tensorflow.errors.OpError):
         from kerasseg.data.readers import error_summary
@@ -93,6 +113,33 @@ def user_error(error):
             summary += "\n(`kerasseg validate --config ...` lists every bad file of a split)"
         return summary
     return None
+
+
+def _raised_by_kerasseg(error):
+    """The message of `error` if a `raise` statement in the kerasseg package
+    raised it (not a call into NumPy, Keras or Python that failed there), else
+    None. TensorFlow's autograph re-raises what a function it converts
+    (a `tf.data` map) raised, with the stack in the message: the original
+    frame and message are in its `ag_error_metadata`."""
+    frame = error.__traceback__
+    while frame is not None and frame.tb_next is not None:
+        frame = frame.tb_next
+    if frame is not None:
+        filename = frame.tb_frame.f_code.co_filename
+        if _is_raise_in_kerasseg(filename, linecache.getline(filename, frame.tb_lineno)):
+            return str(error) or type(error).__name__
+    metadata = getattr(error, "ag_error_metadata", None)
+    stack = getattr(metadata, "translated_stack", None)
+    if stack and _is_raise_in_kerasseg(stack[0].filename, stack[0].code):  # innermost first
+        cause = str(getattr(metadata, "cause_message", error))
+        return cause.removeprefix(f"{type(error).__name__}: ")
+    return None
+
+
+def _is_raise_in_kerasseg(filename, line):
+    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    return (os.path.abspath(filename).startswith(package + os.sep)
+            and line.lstrip().startswith("raise"))
 
 
 def quiet_tensorflow():

@@ -4,7 +4,9 @@
     kerasseg evaluate --model camvid_int8.tflite --config runs/camvid/config.yaml --split test
 
 The dataset comes from the run's `config.yaml` next to the model (or
-`--config`). `--model` is a `.keras` file or an exported `.tflite`/`.onnx`/
+`--config`, which must exist); with neither, the built-in synthetic scenes,
+as the first line says. A model whose class count differs from the data's is
+refused. `--model` is a `.keras` file or an exported `.tflite`/`.onnx`/
 `.engine` (run by `kerasseg.runtime.Segmenter`); both go through the same
 sliding-window / multi-scale / flip inference. It prints the metrics table
 (and says so when the model does no better than predicting the majority
@@ -22,6 +24,7 @@ from kerasseg.cli.options import (
     inference_options,
     is_panoptic,
     load_predictor,
+    model_classes,
 )
 
 
@@ -41,8 +44,15 @@ def add_arguments(parser):
 def run(args):
     from kerasseg.train import Config
 
-    config_path = args.config or os.path.join(os.path.dirname(args.model), "config.yaml")
-    config = Config.load(config_path) if os.path.isfile(config_path) else Config()
+    beside = os.path.join(os.path.dirname(args.model), "config.yaml")
+    if args.config:  # a missing --config is an error (Config.load says so)
+        config = Config.load(args.config)
+    elif os.path.isfile(beside):
+        config = Config.load(beside)
+    else:
+        config = Config()
+        print(f"No --config and no config.yaml beside {args.model}: scoring the built-in "
+              "synthetic scenes (pass the run's config with --config to score its data).")
     model = load_predictor(args.model)
     split = args.split or config.data.val_split
     output_dir = args.output_dir or os.path.join(os.path.dirname(args.model), f"eval_{split}")
@@ -60,6 +70,12 @@ def _evaluate_semantic(args, config, model, split, output_dir):
     data = task.split(config, split)
     options = inference_options(args)
     classes = task.mask_classes(data)
+    own = model_classes(model)
+    if own is not None and own != classes:
+        raise ValueError(
+            f"--model scores {own} classes, the {config.data.dataset!r} data has {classes}: "
+            "evaluate a model on the data it was trained for (--config: the run's config.yaml)."
+        )
     class_names, palette = reports.names_and_palette(config, classes)
     result = evaluate(model, data.dataset, classes, config.data.ignore_label, class_names,
                       **options)

@@ -15,7 +15,9 @@ def add_config_arguments(parser, required):
                              + ("" if required else " (defaults if omitted)"))
     parser.add_argument(
         "--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
-        help="override one config value (YAML syntax), e.g. --set optimizer.name=adamw",
+        help="override one config value (YAML syntax), e.g. --set optimizer.name=adamw; "
+             "a mapping merges: --set 'model.args={decoder_filters: 32}' or "
+             "--set model.args.decoder_filters=32",
     )
 
 
@@ -32,18 +34,46 @@ def load_config(args):
     from kerasseg.train import Config
 
     config = Config.load(recipe_or_path(args.config)) if args.config else Config()
-    changes = {}
-    for item in args.set:
-        key, sep, value = item.partition("=")
-        section, dot, field = key.partition(".")
-        if not sep or not dot:
-            raise ValueError(f"--set expects SECTION.KEY=VALUE. Received: {item!r}")
-        changes.setdefault(section, {})[field] = yaml.safe_load(value)
+    changes = parse_overrides(args.set, config.to_dict())
     if getattr(args, "output_dir", None):
         changes.setdefault("training", {})["output_dir"] = args.output_dir
     if getattr(args, "epochs", None):
         changes.setdefault("training", {})["epochs"] = args.epochs
     return config.replace(**changes) if changes else config
+
+
+def parse_overrides(items, values):
+    """{section: {key: value}} of `--set` items over the config `values` (a dict
+    of sections). A mapping merges into the mapping it replaces, and a longer
+    key reaches inside one: `--set 'model.args={decoder_filters: 32}'` and
+    `--set model.args.decoder_filters=32` change one builder argument and keep
+    the others."""
+    changes = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        path = key.split(".")
+        if not sep or len(path) < 2 or not all(path):
+            raise ValueError(f"--set expects SECTION.KEY=VALUE. Received: {item!r}")
+        section, field, inner = path[0], path[1], path[2:]
+        current = changes.get(section, {}).get(field, values.get(section, {}).get(field))
+        try:
+            value = yaml.safe_load(text)
+        except yaml.YAMLError as error:
+            raise ValueError(f"--set {item!r}: the value is not YAML ({error})") from None
+        for name in reversed(inner):
+            value = {name: value}
+        changes.setdefault(section, {})[field] = _merged(current, value)
+    return changes
+
+
+def _merged(current, value):
+    """`value` over `current`: mappings merge key by key, anything else replaces."""
+    if not isinstance(current, dict) or not isinstance(value, dict):
+        return value
+    merged = dict(current)
+    for key, item in value.items():
+        merged[key] = _merged(current.get(key), item)
+    return merged
 
 
 def add_inference_arguments(parser):
@@ -75,15 +105,15 @@ def load_predictor(path):
     `kerasseg.runtime.Segmenter`."""
     from kerasseg.pretrained import is_preset
     from kerasseg.runtime import Segmenter
-    from kerasseg.saving import load_model
+    from kerasseg.saving import check_model_file, load_model
 
     if not os.path.exists(path) and is_preset(path):
         from kerasseg.models.presets import from_preset
 
         return from_preset(path)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"--model: no such file: {path}")
-    if path.endswith(".keras"):
+    check_model_file(path, "a .keras, .tflite, .onnx or .engine file, or a preset name "
+                     "(kerasseg pretrained)")
+    if path.lower().endswith(".keras"):
         return load_model(path)
     return Segmenter.load(path)
 
@@ -91,3 +121,18 @@ def load_predictor(path):
 def is_panoptic(model):
     """Whether `model` is a Keras model with a dict of outputs (LPSNet)."""
     return isinstance(getattr(model, "output", None), dict)
+
+
+def model_classes(model):
+    """The classes `model` scores (a one-channel foreground model scores 2),
+    or None when it does not say (a labels-only export without metadata)."""
+    from kerasseg.runtime import Segmenter
+
+    if isinstance(model, Segmenter):
+        if model.output_kinds[model.backend.outputs[0].name] == "labels":
+            return model.num_classes
+        channels = model.output_channels
+    else:
+        shape = model.output_shape
+        channels = shape[-1] if isinstance(shape, tuple) else None  # several outputs: unknown
+    return max(channels, 2) if isinstance(channels, int) else None

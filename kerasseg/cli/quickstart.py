@@ -72,7 +72,7 @@ def quickstart(output_dir="quickstart_output", epochs=None, fast=False, num_over
           f"{data.image_size[0]}x{data.image_size[1]} street scenes for {training.epochs} "
           f"epoch(s) into {output_dir}", flush=True)
     start = time.perf_counter()
-    trained = train(config)
+    trained = train(config, overwrite=True)  # a rerun of the demo replaces its folder
     results["train"], seconds["train"] = trained, time.perf_counter() - start
     model = trained.model
 

@@ -2,6 +2,11 @@
 
     kerasseg train --config run.yaml --set training.epochs=5 --output-dir runs/a
     kerasseg train --config run.yaml --validate-data   # check every file first
+    kerasseg train --config run.yaml --overwrite       # replace the run in output_dir
+
+A run directory belongs to one run at a time; the same config resumes its
+unfinished run, anything else there is refused unless `--overwrite`
+(`kerasseg.train.rundir`).
 """
 
 from kerasseg.cli.options import add_config_arguments, load_config
@@ -11,6 +16,9 @@ def add_arguments(parser):
     add_config_arguments(parser, required=False)
     parser.add_argument("--output-dir", help="run directory (overrides training.output_dir)")
     parser.add_argument("--epochs", type=int, help="overrides training.epochs")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace the run the output directory holds (its files are "
+                             "deleted once the new run has passed its first batch)")
     parser.add_argument("--validate-data", action="store_true",
                         help="decode every file of the train and val splits first and list "
                              "every bad one (as `kerasseg validate`)")
@@ -23,6 +31,6 @@ def run(args):
     config = load_config(args)
     if args.validate_data:
         validate_splits(config, (config.data.train_split, config.data.val_split))
-    result = train(config)
+    result = train(config, overwrite=args.overwrite)
     print(f"Run directory: {result.run_dir}")
     return 0

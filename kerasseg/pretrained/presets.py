@@ -23,6 +23,7 @@ import urllib.request
 import numpy as np
 
 from kerasseg.data.labels import CITYSCAPES_CLASSES, CITYSCAPES_PALETTE, VOC_CLASSES, voc_palette
+from kerasseg.utils import KerassegError
 
 SOURCE_REPOSITORY = "google-coral/test_data"
 SOURCE_COMMIT = "104342d2d3480b3e66203073dac24f4e2dbb4c41"
@@ -236,7 +237,7 @@ def _download(preset, path):
     os.replace(temporary, path)
 
 
-class PresetFileError(ValueError):
+class PresetFileError(KerassegError):
     """A preset's file is missing and cannot be downloaded, or has the wrong hash."""
 
 

@@ -30,6 +30,33 @@ def resize_bilinear(images, size):
     return rows[:, :, left] * (1 - wx) + rows[:, :, right] * wx
 
 
+def resized_rows(rows_of, in_size, out_size, indices):
+    """Rows `indices` of `resize_bilinear(source, out_size)`, equal to them,
+    reading only the source rows they need.
+
+    Args:
+        rows_of: Callable from sorted source row indices to those rows of
+            the (N, in_height, in_width, C) source.
+        in_size: (in_height, in_width) of the source.
+        out_size: (height, width) to resize to.
+        indices: Sorted output row indices.
+
+    Returns:
+        (N, len(indices), width, C): those rows, float32 (or the source's own
+        rows, unchanged, when the sizes are equal, as `resize_bilinear`).
+    """
+    if tuple(in_size) == tuple(out_size):
+        return rows_of(indices)
+    top, bottom, wy = (part[indices] for part in _axis(out_size[0], in_size[0]))
+    left, right, wx = _axis(out_size[1], in_size[1])
+    needed = np.unique(np.concatenate([top, bottom]))
+    source = np.asarray(rows_of(needed)).astype(np.float32, copy=False)
+    wy, wx = wy[None, :, None, None], wx[None, None, :, None]
+    rows = (source[:, np.searchsorted(needed, top)] * (1 - wy)
+            + source[:, np.searchsorted(needed, bottom)] * wy)
+    return rows[:, :, left] * (1 - wx) + rows[:, :, right] * wx
+
+
 def resize_nearest(labels, size):
     """Resizes (N, H, W) label maps to `size` with half-pixel nearest neighbours."""
     height, width = size

@@ -182,13 +182,27 @@ class Segmenter:
         """Runs images of any size; returns the output at each image's size
         and its kind (logits / probabilities / labels), as (N, H, W[, C])."""
         images = self._check_images(images)
-        output, kind = self._single_output()
+        kind = self._single_output()[1]
         size = tuple(images.shape[1:3])
-        model_size = tuple(s or d for s, d in zip(self.input_size, size))
-        batch = self.input.shape[0] or len(images)
-        x = image_ops.resize_bilinear(images.astype(np.float32), model_size)
+        y = self._run_images(image_ops.resize_bilinear(images.astype(np.float32),
+                                                       self._model_size(size)))
+        if kind == "labels":
+            if y.ndim == 4:  # NCHW labels keep a channel axis of 1
+                y = y[:, 0] if self.layout == "NCHW" else y[..., 0]
+            return image_ops.resize_nearest(y, size), kind
+        return image_ops.resize_bilinear(y.astype(np.float32), size), kind
+
+    def _model_size(self, size):
+        """The size the model runs an image of `size` at: its own, where fixed."""
+        return tuple(s or d for s, d in zip(self.input_size, size))
+
+    def _run_images(self, x):
+        """The single output (dequantized; NHWC unless labels) for float32 NHWC
+        images `x` at the model's size, run a model batch at a time."""
+        output = self._single_output()[0]
         if self.layout == "NCHW":
             x = x.transpose(0, 3, 1, 2)
+        batch = self.input.shape[0] or len(x)
         results = []
         for start in range(0, len(x), batch):
             chunk = x[start:start + batch]
@@ -198,13 +212,27 @@ class Segmenter:
             raw = self.run(self.quantize_input(chunk))[output.name]
             results.append(self._dequantize(output, raw)[:count])
         y = np.concatenate(results)
-        if kind == "labels":
-            if y.ndim == 4:  # NCHW labels keep a channel axis of 1
-                y = y[:, 0] if self.layout == "NCHW" else y[..., 0]
-            return image_ops.resize_nearest(y, size), kind
-        if self.layout == "NCHW":
+        if self.layout == "NCHW" and self.output_kinds[output.name] != "labels":
             y = y.transpose(0, 2, 3, 1)
-        return image_ops.resize_bilinear(y.astype(np.float32), size), kind
+        return y
+
+    def _whole_view(self, view, size, batch_size):
+        """`whole_view` of `kerasseg.runtime.inference.predict_labels`: the model
+        runs on the view resized to its size, read a row at a time; the
+        probabilities of the rows asked for are resized from its output."""
+        kind = self._single_output()[1]
+        if kind == "labels":
+            self._probabilities(None)  # raises: no probabilities
+        model_size = self._model_size(size)
+        x = image_ops.resized_rows(view, size, model_size, np.arange(model_size[0]))
+        y = np.concatenate([self._run_images(x[start:start + batch_size])
+                            for start in range(0, len(x), batch_size)])
+
+        def rows(indices):
+            output = image_ops.resized_rows(lambda i: y[:, i], y.shape[1:3], size, indices)
+            return image_ops.to_probabilities(output, from_logits=kind == "logits")
+
+        return rows
 
     def quantize_input(self, x):
         """Float raw pixels -> the model input dtype (quantised with the input's
@@ -237,12 +265,12 @@ class Segmenter:
     def _probabilities(self, images):
         """Class probabilities at each image's size: the forward callable of
         `kerasseg.runtime.inference.predict`."""
-        y, kind = self._forward(images)
-        if kind == "labels":
+        if self._single_output()[1] == "labels":
             raise ValueError(
                 "This model outputs labels only (argmax in the graph); export it with "
                 "output=\"logits\" or \"probabilities\" for probabilities."
             )
+        y, kind = self._forward(images)
         return image_ops.to_probabilities(y, from_logits=kind == "logits")
 
     def predict_proba(self, images, **options):
@@ -259,9 +287,17 @@ class Segmenter:
 
     def predict(self, images, **options):
         """Label maps (int32), (N, H, W) or (H, W) for one image; `options` as
-        in `predict_proba` (not for a model that outputs labels)."""
+        in `predict_proba` (not for a model that outputs labels).
+
+        The labels are assembled a band of rows at a time
+        (`kerasseg.runtime.inference.predict_labels`): a 48 MP photo needs
+        about the memory of its pixels and labels, not every class's
+        probabilities at full resolution as `predict_proba` returns them.
+        """
         if self._single_output()[1] != "labels":
-            return self.predict_proba(images, **options).argmax(-1).astype(np.int32)
+            self._check_images(images)
+            return inference.predict_labels(self._probabilities, images,
+                                            whole_view=self._whole_view, **options)
         if options:
             raise ValueError(
                 f"Tiling, scales and flips average probabilities; this model outputs labels "

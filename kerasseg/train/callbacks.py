@@ -4,11 +4,13 @@ log, the learning rate in the logs, and panoptic validation."""
 import json
 import os
 import shutil
+import warnings
 
 import keras
 
 from kerasseg.panoptic.evaluate import evaluate_panoptic
 from kerasseg.panoptic.targets import LABEL_DIVISOR
+from kerasseg.utils import KerassegError
 
 
 class StepBackup(keras.callbacks.Callback):
@@ -34,11 +36,34 @@ class StepBackup(keras.callbacks.Callback):
         self.path = os.path.join(self.directory, "latest.weights.h5")
 
     def restore(self, model):
-        """Loads the backup into `model` (compiled); returns the restored step, 0 if none."""
+        """Loads the backup into `model` (compiled); returns the restored step, 0 if none.
+
+        Raises:
+            KerassegError: the backup was saved from another model (one line,
+                instead of Keras' warning per layer and error).
+        """
         if not os.path.exists(self.path):
             return 0
         model.optimizer.build(model.trainable_variables)
-        model.load_weights(self.path)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                model.load_weights(self.path)
+                cause = None
+            except (ValueError, OSError) as error:
+                cause = str(error).splitlines()[0]
+        # Keras leaves layers it finds no weights for as initialised, with a warning.
+        skipped = [w for w in caught if "Skipping" in str(w.message)]
+        for warning in caught:
+            if warning not in skipped:
+                warnings.warn_explicit(warning.message, warning.category, warning.filename,
+                                       warning.lineno)
+        if cause or skipped:
+            raise KerassegError(
+                f"{self.directory}/ does not fit the model of this config (it was saved from "
+                f"another model: {cause or str(skipped[0].message).splitlines()[0]}). Start "
+                "afresh with --overwrite (train(config, overwrite=True)), or train into "
+                "another --output-dir.")
         return int(model.optimizer.iterations.numpy())
 
     def on_train_begin(self, logs=None):

@@ -37,6 +37,7 @@ loss: {name: lpsnet, args: {preset: coco, size_ranges: [[0, 32], [32, 64], [64, 
 import dataclasses
 import json
 import os
+import reprlib
 
 import yaml
 
@@ -51,8 +52,8 @@ SCHEDULES = ("poly", "step")
 
 @dataclasses.dataclass
 class ModelConfig:
-    """`name`: a kerasseg builder (`kerasseg.models.MODELS`) or
-    "package.module:function"; `args`: its keyword arguments. `bn_momentum`
+    """`name`: a kerasseg builder (`kerasseg.models.MODELS`) or one given
+    to `kerasseg.register_builder`; `args`: its keyword arguments. `bn_momentum`
     overrides the momentum of every BatchNormalization layer (None keeps the
     builder's): the 0.999 of `keras.applications` backbones, right for
     fine-tuning, leaves the moving statistics near their initial values for
@@ -279,7 +280,9 @@ class Config:
         if values is None:
             values = {}
         if not isinstance(values, dict):
-            raise ValueError(f"{source}: expected a mapping of sections. Received: {values!r}")
+            # reprlib: a file that is not a config (`--config /etc/passwd`) is not echoed.
+            raise ValueError(f"{source}: expected a mapping of sections. Received: "
+                             f"{type(values).__name__} {reprlib.repr(values)}")
         _check_keys(source, values, _SECTIONS)
         sections = {}
         for name, section_cls in _SECTIONS.items():
@@ -311,11 +314,14 @@ class Config:
         """Reads a `.yaml`/`.yml` or `.json` file."""
         path = os.fspath(path)
         if not os.path.isfile(path):
-            raise FileNotFoundError(f"Config file not found: {path}")
-        with open(path) as file:
-            text = file.read()
+            raise FileNotFoundError(f"Config file not found: {path}"
+                                    + (" (a directory)" if os.path.isdir(path) else ""))
         try:
+            with open(path, encoding="utf-8") as file:
+                text = file.read()
             values = json.loads(text) if path.endswith(".json") else yaml.safe_load(text)
+        except UnicodeDecodeError:
+            raise ValueError(f"{path}: not a YAML or JSON config (not UTF-8 text)") from None
         except (json.JSONDecodeError, yaml.YAMLError) as error:
             raise ValueError(f"{path}: cannot parse config ({error})") from None
         return cls.from_dict(values, source=path)

@@ -29,6 +29,7 @@ import dataclasses
 import importlib.util
 import os
 import shutil
+import sys
 import warnings
 
 import keras
@@ -39,6 +40,7 @@ from kerasseg.train.config import as_config
 from kerasseg.train.datasets import training_stream
 from kerasseg.train.model import build_model
 from kerasseg.train.optimizers import build_optimizer
+from kerasseg.train.rundir import PreviousRun, plan_run, run_lock
 from kerasseg.train.strategy import (
     PerWorkerLogs,
     choose_strategy,
@@ -71,12 +73,19 @@ class TrainResult:
     strategy: tf.distribute.Strategy
 
 
-def train(config, callbacks=()):
+def train(config, callbacks=(), overwrite=False):
     """Trains the model described by `config`; resumes if the run dir has a backup.
+
+    The run directory is owned by one run at a time (`kerasseg.train.rundir`):
+    a run into a directory another live run holds is refused; a directory
+    holding the same config's unfinished run resumes it; one holding a
+    finished run, or another config's, is refused unless `overwrite`, and its
+    files are deleted only once the new run has passed its first batch.
 
     Args:
         config: A `Config`, a dict of sections, or the path of a YAML/JSON file.
         callbacks: Extra Keras callbacks.
+        overwrite: Replace whatever run the directory holds.
 
     Returns:
         A `TrainResult`.
@@ -87,12 +96,15 @@ def train(config, callbacks=()):
     previous_policy = keras.config.dtype_policy()
     set_precision(config.training.precision)
     try:
-        return _run(config, strategy, callbacks)
+        if not is_chief(strategy):  # the chief owns the directory; workers resume their own
+            return _run(config, strategy, callbacks, plan="resume")
+        with run_lock(config.training.output_dir):
+            return _run(config, strategy, callbacks, plan_run(config, overwrite))
     finally:
         keras.config.set_dtype_policy(previous_policy)
 
 
-def _run(config, strategy, callbacks):
+def _run(config, strategy, callbacks, plan):
     task, training = TASKS[config.task], config.training
     chief, run_dir = is_chief(strategy), training.output_dir
     # Every worker saves (saving reads distributed variables: a collective op),
@@ -115,13 +127,20 @@ def _run(config, strategy, callbacks):
         if trainee is not model:
             trainee.distribute_reduction_method = "first"
         backup = StepBackup(os.path.join(save_dir, "backup"), training.checkpoint_every)
-        initial_step = _restore(backup, trainee, total_steps)
+        initial_step = _restore(backup, trainee, total_steps) if plan == "resume" else 0
+        previous = PreviousRun(save_dir)  # a worker's scratch folder has no old run
         if chief:
-            _prepare_run_dir(config, fresh=initial_step == 0)
-        run_callbacks = [backup, LearningRateLogger(), *callbacks, *validation_callbacks,
-                         *_checkpoint_and_logs(config, task, save_dir, chief)]
-        history = _fit(trainee, config, task, data, validation_data, run_callbacks,
-                       initial_step, steps_per_epoch, training.verbose if chief else 0)
+            _prepare_run_dir(config, plan, previous, initial_step)
+        run_callbacks = [previous, backup, LearningRateLogger(), *callbacks,
+                         *validation_callbacks, *_checkpoint_and_logs(config, task, save_dir,
+                                                                      chief)]
+        try:
+            history = _fit(trainee, config, task, data, validation_data, run_callbacks,
+                           initial_step=initial_step, steps_per_epoch=steps_per_epoch,
+                           verbose=training.verbose if chief else 0)
+        except BaseException:
+            previous.put_back()  # the new run failed before its first batch passed
+            raise
         model.save(os.path.join(save_dir, "model.keras"))
     backup.clear()
     if not chief:
@@ -167,16 +186,16 @@ def _restore(backup, trainee, total_steps):
     return initial_step
 
 
-def _prepare_run_dir(config, fresh):
-    """Writes the resolved config; a fresh run first clears an old run's logs."""
+def _prepare_run_dir(config, plan, previous, initial_step):
+    """Says what the run does with its directory, moves an old run aside (none
+    for a fresh one: then a run that fails at its first batch leaves no files
+    behind either), and writes the resolved config."""
     run_dir = config.training.output_dir
-    if fresh:
-        for name in ("metrics.csv", "metrics.json", "logs"):
-            path = os.path.join(run_dir, name)
-            if os.path.isdir(path):
-                shutil.rmtree(path)
-            elif os.path.exists(path):
-                os.remove(path)
+    if plan == "resume":
+        print(f"Resuming the run in {run_dir} at step {initial_step} from backup/ "
+              "(same config).", file=sys.stderr)
+    else:
+        previous.stash()
     config.save(run_dir)
 
 
@@ -214,7 +233,7 @@ def epoch_plan(initial_step, steps_per_epoch, epochs):
     return plan
 
 
-def _fit(trainee, config, task, data, validation_data, callbacks, initial_step,
+def _fit(trainee, config, task, data, validation_data, callbacks, *, initial_step,
          steps_per_epoch, verbose):
     """Runs the `fit` calls of `epoch_plan`; returns their merged history."""
     seed, epochs = config.training.seed, config.training.epochs

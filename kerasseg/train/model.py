@@ -1,35 +1,70 @@
 """The model of a run: built from `config.model`, and its batch normalisation.
 
-`build_model` resolves the builder, passes the task's and the strategy's
+`build_model` resolves the builder by name (kerasseg's own, or one registered
+with `register_builder`: a config cannot import code), passes the task's and the strategy's
 arguments and sets BatchNormalization momenta; `recompute_batch_norm` gives a
 briefly trained model exact batch-norm statistics ("precise BN").
 """
 
-import importlib
 import inspect
 
 import keras
 
 from kerasseg.models import MODELS
+from kerasseg.utils import KerassegError
+
+# Builders users registered with `register_builder`: a config file names a
+# builder, it cannot import code. (The one mutable registry: like Keras'
+# `register_keras_serializable`, it is filled explicitly from Python.)
+_REGISTERED_BUILDERS = {}
+
+
+def register_builder(name, builder):
+    """Makes `builder` available to configs as `model: {name: <name>}`.
+
+    A config is data that people share: it can only name builders, never
+    import a module. Register your own in Python before training:
+
+        >>> import kerasseg
+        >>> kerasseg.register_builder("my_net", my_net)
+        >>> kerasseg.train.train({"model": {"name": "my_net"}, ...})
+
+    Args:
+        name: The name configs use; not one of kerasseg's builders
+            (`kerasseg.models.MODELS`).
+        builder: Callable `builder(num_classes, input_shape=..., **args)`
+            returning a Keras model.
+
+    Returns:
+        `builder`, so that it can be used as a decorator's result.
+    """
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"`name` must be a non-empty string. Received: name={name!r}")
+    if name in MODELS:
+        raise ValueError(f"`name` must not be a kerasseg builder's name. Received: name={name!r}")
+    if not callable(builder):
+        raise ValueError(f"`builder` must be callable. Received: builder={builder!r}")
+    _REGISTERED_BUILDERS[name] = builder
+    return builder
 
 
 def resolve_builder(name):
-    """The builder function `name`: a key of `kerasseg.models.MODELS` or
-    "package.module:function" for your own.
+    """The builder function `name`: a key of `kerasseg.models.MODELS` or a
+    name given to `register_builder`.
 
     Raises:
-        ValueError: `name` resolves to nothing.
+        KerassegError: `name` names no builder.
     """
-    try:
-        if ":" in name:
-            module_name, _, attribute = name.partition(":")
-            return getattr(importlib.import_module(module_name), attribute)
-        return MODELS[name]
-    except (AttributeError, ImportError, KeyError) as error:
-        raise ValueError(
-            "`model.name` must be a kerasseg builder or 'package.module:function'. "
-            f"Received: model.name={name!r} ({error!r})"
-        ) from None
+    builder = isinstance(name, str) and (MODELS.get(name) or _REGISTERED_BUILDERS.get(name))
+    if not builder:
+        registered = f"; registered: {', '.join(sorted(_REGISTERED_BUILDERS))}" if (
+            _REGISTERED_BUILDERS) else ""
+        raise KerassegError(
+            f"`model.name` must be a kerasseg builder ({', '.join(sorted(MODELS))}{registered}) "
+            "or a name given to kerasseg.register_builder(name, function) in Python. "
+            f"Received: model.name={name!r}"
+        )
+    return builder
 
 
 def build_model(config, num_classes, synchronized_bn=False, **task_args):

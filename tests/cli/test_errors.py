@@ -7,10 +7,12 @@ import subprocess
 import sys
 
 import cv2
+import numpy as np
 import pytest
 import tensorflow as tf
 import yaml
 
+from kerasseg import KerassegError
 from kerasseg.cli import main, user_error
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -60,10 +62,31 @@ def test_validate_lists_every_bad_file_of_the_split(bad_folder, capsys):
     assert "2 bad example(s)" in capsys.readouterr().err
 
 
-def test_known_failures_have_messages_and_bugs_do_not():
-    assert user_error(ValueError("`data.root` is required")) == "`data.root` is required"
-    assert user_error(FileNotFoundError("Config file not found: x.yaml")).endswith("x.yaml")
-    assert user_error(ImportError("pip install 'kerasseg[export]'")).startswith("pip install")
+def _raised(function, *args):
+    try:
+        function(*args)
+    except Exception as error:  # noqa: BLE001 - the error is what the test looks at
+        return error
+    raise AssertionError(f"{function} raised nothing")
+
+
+def test_known_failures_have_messages_and_bugs_do_not(tmp_path):
+    from kerasseg.utils import check_positive_int
+
+    # Raised on purpose: kerasseg's own checks, its error class, a missing file
+    # or optional package, TensorFlow's data errors.
+    assert user_error(_raised(check_positive_int, "epochs", 0)).startswith("`epochs` must be")
+    assert user_error(KerassegError("`data.root` is required")) == "`data.root` is required"
+    assert str(tmp_path / "x.yaml") in user_error(_raised(open, tmp_path / "x.yaml"))
+    assert user_error(ModuleNotFoundError("No module named 'onnx'", name="onnx")).endswith(
+        "'onnx'")
+    # Through autograph (a tf.data map): the original message, not TF's stack dump.
+    traced = _raised(lambda: tf.data.Dataset.from_tensors(0).map(
+        lambda x: check_positive_int("batch_size", 0)))
+    assert user_error(traced) == "`batch_size` must be an integer >= 1. Received: batch_size=0"
+    # Bugs: whatever kerasseg did not raise itself, a ValueError from NumPy included.
+    assert user_error(_raised(np.zeros, -1)) is None
+    assert user_error(ValueError("raised by someone else")) is None
     assert user_error(RuntimeError("a bug")) is None
     assert user_error(KeyError("a bug")) is None
     data_error = tf.errors.InvalidArgumentError(
@@ -73,6 +96,22 @@ def test_known_failures_have_messages_and_bugs_do_not():
     assert message.splitlines()[0] == (
         "Not a JPEG/PNG/BMP/GIF image (empty or corrupt file): train/images/7.png")
     assert "kerasseg validate" in message
+
+
+def test_a_bug_shows_its_traceback_and_asks_for_a_report(monkeypatch, capsys):
+    import kerasseg.cli.summary
+
+    def broken(args):
+        return {}["missing"]
+
+    monkeypatch.setattr(kerasseg.cli.summary, "run", broken)
+    assert main(["summary"]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback (most recent call last)" in err and "KeyError: 'missing'" in err
+    assert err.strip().splitlines()[-1] == (
+        "kerasseg summary: this is a bug, please report it with the traceback above.")
+    with pytest.raises(KeyError):
+        main(["summary", "--debug"])
 
 
 def test_missing_config_file_and_bad_key(tmp_path, capsys):
@@ -93,3 +132,60 @@ def test_the_program_keeps_tensorflow_log_lines_off_stderr(tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     assert "no files to check" in result.stdout
     assert "absl" not in result.stderr and "I0000" not in result.stderr, result.stderr
+
+
+def test_set_merges_a_mapping_into_the_one_it_overrides(tmp_path):
+    from argparse import Namespace
+
+    from kerasseg.cli.options import load_config
+    from kerasseg.train import Config
+
+    defaults = Config().model.args
+
+    def loaded(*items):
+        return load_config(Namespace(config=None, set=list(items)))
+
+    args = loaded("model.args={decoder_filters: 32}").model.args
+    assert args == {**defaults, "decoder_filters": 32}  # replaced the whole mapping before
+    args = loaded("model.args.backbone_kwargs.alpha=0.5", "model.args.aspp_filters=16").model.args
+    assert args["backbone_kwargs"] == {**defaults["backbone_kwargs"], "alpha": 0.5}
+    assert args["aspp_filters"] == 16 and args["decoder_filters"] == defaults["decoder_filters"]
+    assert loaded("training.epochs=3").training.epochs == 3
+    with pytest.raises(ValueError, match=r"--set 'model.args=\{x': the value is not YAML"):
+        loaded("model.args={x")
+
+
+def test_a_file_that_is_not_a_config_is_not_echoed(tmp_path, capsys):
+    passwd = tmp_path / "passwd"
+    passwd.write_text("".join(f"user{i}:x:{i}:{i}:User {i}:/home/user{i}:/bin/sh\n"
+                              for i in range(200)))
+    binary = tmp_path / "model.yaml"
+    binary.write_bytes(bytes(range(256)) * 4)
+    for path in (passwd, binary, tmp_path):
+        assert main(["validate", "--config", str(path)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and len(err) < 300, err
+        assert str(path) in err and "user150" not in err
+
+
+def test_corrupt_keras_files_and_directories_as_model(tmp_path, capsys):
+    import zipfile
+
+    image = tmp_path / "x.png"
+    cv2.imwrite(str(image), np.zeros((8, 8, 3), np.uint8))
+    truncated = tmp_path / "truncated.keras"
+    truncated.write_bytes(b"PK\x03\x04 not really a zip")
+    not_keras = tmp_path / "other.keras"
+    with zipfile.ZipFile(not_keras, "w") as archive:
+        archive.writestr("readme.txt", "hello")
+    expected = {
+        truncated: "is not a .keras file (a zip archive): corrupt, truncated",  # "File not found"
+        not_keras: "Could not load",
+        tmp_path: "is a directory; expected a .keras, .tflite",  # was "no such file"
+        tmp_path / "missing.keras": "No such model file",
+    }
+    for path, message in expected.items():
+        assert main(["predict", "--model", str(path), str(image),
+                     "--output-dir", str(tmp_path / "out")]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and message in err and str(path) in err, err

@@ -120,6 +120,7 @@ def test_run_killed_mid_epoch_resumes_from_its_checkpoint(tmp_path):
         if second.poll() is None:
             second.kill()
     assert second.returncode == 0, output[-3000:]
+    assert f"Resuming the run in {run} at step 6 from backup/ (same config)." in output
     result = json.loads(output.split("RESULT ", 1)[1].splitlines()[0])
     # Resumed from the step-6 backup: 4 steps left (7..10), not 10 from scratch.
     assert result == {"initial_step": 6, "final_step": 10, "batches_run": 4, "epochs_run": 1}

@@ -4,21 +4,44 @@ import keras
 import numpy as np
 import pytest
 
+import kerasseg
 from kerasseg.train import Config
 
 
-def test_build_model_sets_bn_momentum_and_custom_builders():
+def test_build_model_sets_bn_momentum_and_registered_builders():
     from kerasseg.train import build_model
+    from tests.train.test_strategy import tiny_net
 
     config = Config.from_dict({"model": {"name": "unet", "bn_momentum": 0.5, "args": {
         "base_filters": 4, "depth": 2, "batch_norm": True}}})
     norms = [layer for layer in build_model(config, 3).layers
              if isinstance(layer, keras.layers.BatchNormalization)]
     assert norms and all(layer.get_config()["momentum"] == 0.5 for layer in norms)
-    custom = Config.from_dict({"model": {"name": "tests.train.test_strategy:tiny_net", "args": {}}})
+    assert kerasseg.register_builder("my_tiny_net", tiny_net) is tiny_net
+    custom = Config.from_dict({"model": {"name": "my_tiny_net", "args": {}}})
     assert build_model(custom, 4).output_shape == (None, None, None, 4)
     with pytest.raises(ValueError, match="model.name.*'nonet'"):
         build_model(Config.from_dict({"model": {"name": "nonet"}}), 3)
+    with pytest.raises(ValueError, match="kerasseg builder's name"):
+        kerasseg.register_builder("unet", tiny_net)
+    with pytest.raises(ValueError, match="callable"):
+        kerasseg.register_builder("not_a_function", "tiny_net")
+
+
+def test_a_config_cannot_import_a_module(tmp_path, monkeypatch):
+    # A config is data people share: "module:function" used to import the
+    # module (running its import-time code) and call the function.
+    (tmp_path / "evil_builders.py").write_text(
+        "import pathlib\n"
+        f"pathlib.Path({str(tmp_path / 'ran')!r}).write_text('imported')\n"
+        "def net(num_classes, **kwargs):\n    raise SystemExit('called')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    from kerasseg.train import build_model
+
+    config = Config.from_dict({"model": {"name": "evil_builders:net", "args": {}}})
+    with pytest.raises(kerasseg.KerassegError, match="register_builder"):
+        build_model(config, 3)
+    assert not (tmp_path / "ran").exists()
 
 
 def test_default_model_is_the_int8_friendly_quickstart_model():

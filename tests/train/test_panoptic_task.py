@@ -197,8 +197,8 @@ def test_train_resume_and_evaluate_through_the_cli(tmp_path, monkeypatch, capsys
 
     results = []
 
-    def recording_train(config, callbacks=()):
-        results.append(train(config, callbacks))
+    def recording_train(config, callbacks=(), overwrite=False):
+        results.append(train(config, callbacks, overwrite))
         return results[-1]
 
     train = kerasseg.train.train

@@ -34,9 +34,17 @@ def tiny_net(num_classes, input_shape=(None, None, 3), synchronized_bn=False):
     return keras.Model(inputs, keras.layers.Conv2D(num_classes, 1, name="logits")(x))
 
 
+def register_tiny_net():
+    """Configs name builders; the test's own is registered (a config cannot import code)."""
+    from kerasseg.train.model import register_builder
+
+    register_builder("test_tiny_net", tiny_net)
+
+
 def tiny_config(output_dir, strategy="auto"):
+    register_tiny_net()
     return {
-        "model": {"name": "tests.train.test_strategy:tiny_net", "args": {}},
+        "model": {"name": "test_tiny_net", "args": {}},
         "data": {"image_size": [64, 64], "num_train_images": 16, "num_val_images": 4,
                  "batch_size": 4, "augment": False},
         "optimizer": {"name": "sgd", "learning_rate": 0.05, "warmup_steps": 1},
@@ -57,6 +65,7 @@ def _worker(args):
         )
     from kerasseg.train import train
 
+    register_tiny_net()
     for config, weights in zip(args["configs"], args["weights"], strict=True):
         result = train(config)
         np.savez(weights, *result.model.get_weights())
