@@ -91,8 +91,8 @@ def export_three(model, size, directory, tag, **options):
     for name, quantization in QUANTIZATIONS.items():
         paths[name] = to_tflite(
             model, os.path.join(directory, f"{tag}_{name}.tflite"), (size, size),
-            quantization=quantization,
-            representative_data=scenes(size, CALIBRATION), calibration_steps=CALIBRATION,
+            precision=quantization,
+            calibration_data=scenes(size, CALIBRATION), calibration_steps=CALIBRATION,
             io_dtype="uint8", min_agreement=None, **options)
     return paths
 
@@ -121,7 +121,7 @@ def int8_agreement(model, calibration, test_images, directory):
     reference, size = reference_labels(model, test_images), tuple(test_images.shape[1:3])
     paths = {
         "tflite": to_tflite(model, os.path.join(directory, "agree.tflite"), size,
-                            quantization="int8", representative_data=calibration,
+                            precision="int8", calibration_data=calibration,
                             io_dtype="uint8"),
         "onnx": to_onnx(model, os.path.join(directory, "agree.onnx"), size, precision="int8",
                         calibration_data=calibration),
@@ -240,8 +240,8 @@ def peer(args, directory, path):
     files = {"Google deeplabv3_mnv2_pascal_quant": path}
     for tag, options in ours.items():
         files[f"ours {tag}"] = to_tflite(
-            model, os.path.join(directory, f"peer_{len(files)}.tflite"), quantization="int8",
-            representative_data=scenes(PEER_SIZE, CALIBRATION), io_dtype="uint8",
+            model, os.path.join(directory, f"peer_{len(files)}.tflite"), precision="int8",
+            calibration_data=scenes(PEER_SIZE, CALIBRATION), io_dtype="uint8",
             min_agreement=None, **options)
     print(f"\n## Peer: DeepLabv3 MobileNetV2 at {PEER_SIZE}x{PEER_SIZE}, 21 classes, uint8 in\n")
     print("| file | params | MB | 1 thr ms | 2 thr ms |\n|---|---|---|---|---|")

@@ -53,8 +53,8 @@ def agreements(model, calibration, test_images, directory):
     path, size = os.path.join(directory, "m"), tuple(test_images.shape[1:3])
     row = {}
     for count in COUNTS:
-        exported = to_tflite(model, path + ".tflite", size, quantization="int8",
-                             representative_data=calibration[:count], io_dtype="uint8",
+        exported = to_tflite(model, path + ".tflite", size, precision="int8",
+                             calibration_data=calibration[:count], io_dtype="uint8",
                              min_agreement=None)
         row[f"TFLite {count}"] = agreement(reference, exported_labels(exported, test_images))
     proto = onnx.load(to_onnx(model, path + ".onnx", size))

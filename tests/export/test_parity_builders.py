@@ -133,8 +133,8 @@ def _check_int8(case, labels):
 
 
 def test_tflite_int8(case):
-    path = to_tflite(case.model, case.dir / "int8.tflite", quantization="int8",
-                     representative_data=case.calibration, io_dtype="uint8")
+    path = to_tflite(case.model, case.dir / "int8.tflite", precision="int8",
+                     calibration_data=case.calibration, io_dtype="uint8")
     segmenter = Segmenter.load(path, num_threads=2)
     assert segmenter.input.dtype == np.uint8
     if isinstance(case.reference, dict):
