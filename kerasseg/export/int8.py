@@ -459,6 +459,17 @@ class Check:
     min_coverage: float = MIN_COVERAGE
 
 
+def measure_for(model, data, settings):
+    """What an export is scored by on `data.held_out`: `MetricLoss` with
+    masks, `Agreement` without, None when not checked."""
+    if settings.min_agreement is None or not len(data.held_out):
+        return None
+    scores = keras_scores(model, data.held_out)
+    if data.masks is not None:
+        return MetricLoss(scores, data.masks, settings.max_metric_loss, settings.threshold)
+    return Agreement(scores, settings.min_agreement, settings.threshold)
+
+
 def check(route, model, data, settings):
     """Runs the guarantee for an exporter's `route` on `data` (`Images`);
     returns (artifact, the sidecar's "quantization" record).
@@ -467,14 +478,8 @@ def check(route, model, data, settings):
         Int8AgreementError: the target is missed before the file would be
             mostly float.
     """
-    measure, goal = None, None
-    if settings.min_agreement is not None and len(data.held_out):
-        scores = keras_scores(model, data.held_out)
-        if data.masks is not None:
-            measure = MetricLoss(scores, data.masks, settings.max_metric_loss, settings.threshold)
-        else:
-            measure = Agreement(scores, settings.min_agreement, settings.threshold)
-        goal = measure.goal
+    measure = measure_for(model, data, settings)
+    goal = None if measure is None else measure.goal
     def score(artifact):
         return measure.score(route.labels(artifact, data.held_out, settings.threshold))
 

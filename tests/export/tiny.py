@@ -95,7 +95,7 @@ def hostile_everywhere(size=(64, 64), outlier=3000.0, seed=0):
     classifier = keras.layers.Conv2D(NUM_CLASSES, 1, name="classifier")
     x = keras.layers.Activation("linear", dtype="float32", name="logits")(classifier(x))
     model = keras.Model(image, x, name="hostile_everywhere")
-    for conv, grow in layers:
+    for _, grow in layers:
         grow.set_weights([np.eye(8, 9, dtype="float32")[None, None],
                           np.r_[np.zeros(8), outlier].astype("float32")])
     for reader in [conv for conv, _ in layers[1:]] + [classifier]:
