@@ -84,6 +84,11 @@ def test_onnx_keeps_the_outlier_in_float(hostile, calibration, evaluation, nchw,
     record = read_metadata(path)["quantization"]
     # Q/DQ sits on weighted layers' inputs: the classifier reads the outlier tensor.
     assert record["float_layers"] == ["classifier"]
+    # 7-bit weights (no AVX2 saturation), and the sidecar says where it was measured.
+    assert record["calibration"]["reduce_range"] is True
+    assert record["measured_on"]["runtime"].startswith("ONNX Runtime")
+    assert "reduce_range" in record["measured_on"]["kernels"] and "isa" in record["measured_on"]
+    assert 0.8 <= record["coverage"] < 1.0
     assert record["steps"][0][1] < TARGET <= record["agreement"]
     assert _agreement(path, evaluation) >= TARGET
 
