@@ -228,7 +228,7 @@ def check_labels(model, labels=None, palette=None):
 
 
 def build_metadata(model, output, names, image_size, quantization="none", labels=None,
-                   palette=None, layout="NHWC", input_dtype="float32"):
+                   palette=None, *, layout="NHWC", input_dtype="float32"):
     """The sidecar dict every exporter writes (see `kerasseg.runtime.metadata`)."""
     num_classes = int(model.outputs[0].shape[-1]) if len(model.outputs) == 1 else None
     labels, palette = check_labels(model, labels, palette)

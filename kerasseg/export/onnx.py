@@ -56,6 +56,7 @@ def to_onnx(
     model,
     path,
     image_size=None,
+    *,
     static_shape=True,
     nchw=False,
     opset=DEFAULT_OPSET,

@@ -54,6 +54,7 @@ def to_tflite(
     path,
     image_size=None,
     precision="fp32",
+    *,
     calibration_data=None,
     calibration_steps=100,
     io_dtype="float32",
@@ -372,13 +373,14 @@ class _TensorGraph:
         return nodes
 
 
-def _metadata(model, output, path, image_size, quantization, io_dtype, labels, palette):
+def _metadata(model, output, path, image_size, precision, io_dtype, labels, palette):
     """The sidecar, with the converted file's tensor shapes, dtypes and quantisation."""
     from kerasseg.runtime.backends import LiteRTBackend
 
     backend = LiteRTBackend(path)
     metadata = common.build_metadata(
-        model, output, [o.name for o in backend.outputs], image_size, quantization or "none",
+        model, output, [o.name for o in backend.outputs], image_size,
+        "none" if precision == "fp32" else precision,
         labels, palette, input_dtype=io_dtype,
     )
     for entry, info in zip([metadata["input"], *metadata["outputs"]],
