@@ -107,3 +107,48 @@ def test_deprecated_quantization_flag_still_works(saved, tmp_path, capsys):
                  "fp16"]) == 0
     assert read_metadata(out)["quantization"]["mode"] == "fp16"
     assert "--quantization is deprecated; use --precision fp16" in capsys.readouterr().err
+
+
+def test_evaluate_on_the_int8_file_reproduces_its_sidecar_score(tmp_path, capsys):
+    # The export validates on the run's validation split at the export size;
+    # `kerasseg evaluate` of that file on the same split gives the same mIoU.
+    import json
+
+    import keras
+
+    from kerasseg.data.synthetic import NUM_CLASSES
+
+    run = tmp_path / "run"
+    run.mkdir()
+    keras.utils.set_random_seed(1)
+    image = keras.Input((None, None, 3))
+    x = keras.layers.Conv2D(8, 3, padding="same", activation="relu")(
+        keras.layers.Rescaling(1 / 255)(image))
+    keras.Model(image, keras.layers.Conv2D(NUM_CLASSES, 1)(x)).save(run / "model.keras")
+    config = "data: {dataset: synthetic, image_size: [48, 48], num_val_images: 32}\n"
+    (run / "config.yaml").write_text(config)
+    out = str(tmp_path / "m.tflite")
+    assert main(["export", str(run / "model.keras"), out, "--image-size", "48", "48",
+                 "--precision", "int8", "--calibration-steps", "8",
+                 "--max-metric-loss", "100"]) == 0
+    int8_score = read_metadata(out)["quantization"]["int8_score"]
+    assert main(["evaluate", "--model", out, "--config", str(run / "config.yaml"),
+                 "--output-dir", str(tmp_path / "eval")]) == 0
+    with open(tmp_path / "eval" / "metrics.json") as f:
+        mean_iou = json.load(f)["mean_iou"]
+    assert 100 * mean_iou == pytest.approx(int8_score, abs=1e-3)
+
+
+def test_benchmark_names_the_cpu_and_its_instruction_sets():
+    import platform
+
+    from benchmarks.export import HEADER, PRECISIONS, cpu_line
+
+    line = cpu_line()
+    assert line.startswith("CPU: ") and "ISA: " in line and "LiteRT" in line
+    if platform.machine() == "x86_64":
+        flags = open("/proc/cpuinfo").read().split()
+        assert ("avx2" in line) == ("avx2" in flags)
+        assert ("no avx512f" in line) == ("avx512f" not in flags)
+    assert PRECISIONS == ("fp32", "fp16", "dynamic", "int8")
+    assert all(f"MB {name}" in HEADER for name in PRECISIONS)
