@@ -95,10 +95,11 @@ def test_precision_auto_picks_the_fastest_that_meets_the_target(saved, tmp_path,
     rows = {row["precision"]: row for row in choice["candidates"]}
     assert set(rows) == {"fp32", "fp16", "dynamic", "int8"}
     meeting = [row for row in rows.values() if row["meets"]]
-    assert choice["chosen"] == min(meeting, key=lambda row: row["ms"])["precision"]
+    fastest = min(row["ms"] for row in meeting)
+    assert rows[choice["chosen"]]["meets"] and rows[choice["chosen"]]["ms"] <= 1.05 * fastest
     assert read_metadata(out)["quantization"]["mode"] == (
         "none" if choice["chosen"] == "fp32" else choice["chosen"])
-    assert f"precision auto: {choice['chosen']}, the fastest here" in capsys.readouterr().out
+    assert f"precision auto: {choice['chosen']}: meets the target" in capsys.readouterr().out
 
 
 def test_deprecated_quantization_flag_still_works(saved, tmp_path, capsys):
