@@ -1,9 +1,15 @@
 """Phone-sized configurations of every builder exported to LiteRT: size, latency, int8 agreement.
 
+It first prints the CPU it runs on and the instruction sets that decide
+which kernels LiteRT's XNNPACK picks (AVX2 only, AVX-512, VNNI, ARM dot
+product): int8's speed-up over fp32 is 2.65x on an AVX-512 VNNI CPU and
+about 1.2x on an AVX2 one, so a table means little without that line.
+
 For each builder's phone configuration and input size, the model (random
 weights: size and latency do not depend on them) is converted with
-`kerasseg.export.to_tflite` to fp32, fp16 and int8 (uint8 input, calibrated
-on synthetic scenes) and the three files are timed interleaved, round after
+`kerasseg.export.to_tflite` to fp32, fp16, dynamic-range (int8 weights,
+float activations) and int8 (uint8 input, calibrated on synthetic scenes)
+and the four files are timed interleaved, round after
 round, at 1 and 2 LiteRT threads: the fastest round counts, one thread in
 thread CPU time (`benchmarks/litert_profile.py`'s `cpu_clock`: on a shared
 machine wall-clock minima varied 2x between runs). The int8 speed-up is fp32
@@ -61,7 +67,7 @@ PHONE = {
         **MOBILE, "fpn_filters": 64, "semantic_filters": 64, "head_convs": 2,
         "thing_classes": (4, 5, 6)}),
 }
-QUANTIZATIONS = {"fp32": None, "fp16": "fp16", "int8": "int8"}
+PRECISIONS = ("fp32", "fp16", "dynamic", "int8")
 NUM_CLASSES = 7
 PEER_FILE = "deeplabv3_mnv2_pascal_quant.tflite"
 PEER_SIZE = 513
@@ -83,16 +89,16 @@ def scenes(size, count, first=0):
     return np.stack([make_scene(first + i, size, size)["image"] for i in range(count)])
 
 
-def export_three(model, size, directory, tag, **options):
-    """{"fp32": path, "fp16": path, "int8": path} of `model` at `size`."""
+def export_all(model, size, directory, tag, **options):
+    """{precision: path} of `model` at `size`, one file per PRECISIONS."""
     from kerasseg.export import to_tflite
 
     paths = {}
-    for name, quantization in QUANTIZATIONS.items():
+    for name in PRECISIONS:
         paths[name] = to_tflite(
             model, os.path.join(directory, f"{tag}_{name}.tflite"), (size, size),
-            quantization=quantization,
-            representative_data=scenes(size, CALIBRATION), calibration_steps=CALIBRATION,
+            precision=name,
+            calibration_data=scenes(size, CALIBRATION), calibration_steps=CALIBRATION,
             io_dtype="uint8", min_agreement=None, **options)
     return paths
 
@@ -121,7 +127,7 @@ def int8_agreement(model, calibration, test_images, directory):
     reference, size = reference_labels(model, test_images), tuple(test_images.shape[1:3])
     paths = {
         "tflite": to_tflite(model, os.path.join(directory, "agree.tflite"), size,
-                            quantization="int8", representative_data=calibration,
+                            precision="int8", calibration_data=calibration,
                             io_dtype="uint8"),
         "onnx": to_onnx(model, os.path.join(directory, "agree.onnx"), size, precision="int8",
                         calibration_data=calibration),
@@ -146,17 +152,18 @@ def _cell(results):
 
 def timing_rows(tag, params, paths, rounds, threads=(1, 2)):
     """Markdown cells: params, MB per file, ms per file per thread count, speed-ups."""
-    megabytes = [os.path.getsize(paths[name]) / 1e6 for name in QUANTIZATIONS]
+    megabytes = [os.path.getsize(paths[name]) / 1e6 for name in PRECISIONS]
     cells = [tag, f"{params / 1e6:.2f}M", *(f"{mb:.2f}" for mb in megabytes)]
     for count in threads:
         ms = time_files(list(paths.values()), count, rounds)
-        cells += [f"{ms[paths[name]]:.1f}" for name in QUANTIZATIONS]
+        cells += [f"{ms[paths[name]]:.1f}" for name in PRECISIONS]
         cells.append(f"{ms[paths['fp32']] / ms[paths['int8']]:.2f}x")
     return cells
 
 
-HEADER = ("| config | params | MB fp32 | MB fp16 | MB int8 | 1 thr fp32 ms | fp16 | int8 | "
-          "int8 speed-up | 2 thr fp32 ms | fp16 | int8 | int8 speed-up |")
+HEADER = ("| config | params | MB fp32 | MB fp16 | MB dynamic | MB int8 | 1 thr fp32 ms | fp16 "
+          "| dynamic | int8 | int8 speed-up | 2 thr fp32 ms | fp16 | dynamic | int8 "
+          "| int8 speed-up |")
 
 
 def print_header(extra=""):
@@ -176,7 +183,7 @@ def time_builders(args, directory):
             keras.backend.clear_session()
             model = build(arch, size)
             options = {"resize_logits": False} if args.low_res_logits and _has_resize(model) else {}
-            paths = export_three(model, size, directory, f"{arch}{size}", **options)
+            paths = export_all(model, size, directory, f"{arch}{size}", **options)
             cells = timing_rows(f"{arch} {size}", model.count_params(), paths, args.rounds)
             print("| " + " | ".join([*cells, agreement]) + " |", flush=True)
 
@@ -206,7 +213,7 @@ def quickstart(args, directory):
         keras.backend.clear_session()
         model = load_model(args.quickstart_model)
         options = {"resize_logits": False} if args.low_res_logits else {}
-        paths = export_three(model, size, directory, f"quickstart{size}", **options)
+        paths = export_all(model, size, directory, f"quickstart{size}", **options)
         cells = timing_rows(f"quickstart {size}", model.count_params(), paths, args.rounds)
         print("| " + " | ".join(cells) + " |", flush=True)
         if size == trained_size and not args.skip_agreement:
@@ -240,8 +247,8 @@ def peer(args, directory, path):
     files = {"Google deeplabv3_mnv2_pascal_quant": path}
     for tag, options in ours.items():
         files[f"ours {tag}"] = to_tflite(
-            model, os.path.join(directory, f"peer_{len(files)}.tflite"), quantization="int8",
-            representative_data=scenes(PEER_SIZE, CALIBRATION), io_dtype="uint8",
+            model, os.path.join(directory, f"peer_{len(files)}.tflite"), precision="int8",
+            calibration_data=scenes(PEER_SIZE, CALIBRATION), io_dtype="uint8",
             min_agreement=None, **options)
     print(f"\n## Peer: DeepLabv3 MobileNetV2 at {PEER_SIZE}x{PEER_SIZE}, 21 classes, uint8 in\n")
     print("| file | params | MB | 1 thr ms | 2 thr ms |\n|---|---|---|---|---|")
@@ -250,6 +257,20 @@ def peer(args, directory, path):
         params = f"{model.count_params() / 1e6:.2f}M" if tag.startswith("ours") else "-"
         print(f"| {tag} | {params} | {os.path.getsize(file) / 1e6:.2f} | "
               f"{times[1][file]:.1f} | {times[2][file]:.1f} |", flush=True)
+
+
+def cpu_line():
+    """The CPU, its kernel-deciding instruction sets and the LiteRT version."""
+    from importlib.metadata import version
+
+    from kerasseg.export.common import ISA_FLAGS, cpu_description
+
+    cpu = cpu_description()
+    missing = [flag for flag in ("avx512f", "avx512_vnni", "avx_vnni") if flag not in cpu["isa"]]
+    return (f"CPU: {cpu['cpu']} ({cpu['machine']}), {os.cpu_count()} logical cores; ISA: "
+            f"{' '.join(cpu['isa']) or 'none of ' + ' '.join(ISA_FLAGS)}"
+            + (f" (no {', '.join(missing)})" if cpu["machine"] == "x86_64" and missing else "")
+            + f"; LiteRT {version('ai-edge-litert')}")
 
 
 def main(argv=None):
@@ -267,6 +288,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     start = time.perf_counter()
+    print(cpu_line())
     print(f"LiteRT, fastest of {args.rounds} interleaved rounds (1 thread: thread CPU time; "
           f"2 threads: wall clock); int8 files take uint8 pixels"
           f"{'; logits at the output stride' if args.low_res_logits else ''}.")

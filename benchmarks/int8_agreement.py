@@ -42,7 +42,7 @@ def int8_labels(model, calibration, images, directory):
     key = "semantic" if isinstance(model.output, dict) else "logits"
     exports = {
         "tflite": to_tflite(model, os.path.join(directory, "int8.tflite"),
-                            quantization="int8", representative_data=calibration,
+                            precision="int8", calibration_data=calibration,
                             io_dtype="uint8", min_agreement=None),
         "onnx": to_onnx(model, os.path.join(directory, "int8.onnx"), precision="int8",
                         calibration_data=calibration, min_agreement=None),

@@ -10,7 +10,12 @@ see `cpu_clock`). It prints the whole file's latency, the sum
 over ops (the difference is what XNNPACK gains by planning the graph as one),
 a table per op type and the `--top` slowest ops.
 
+It first prints the CPU and the instruction sets XNNPACK picks its kernels
+by (AVX2 only, AVX-512, VNNI); --builtin-kernels times LiteRT's own
+kernels without the XNNPACK delegate, for comparison.
+
     python benchmarks/litert_profile.py model.tflite --threads 1 --top 15
+    python benchmarks/litert_profile.py fp32.tflite int8.tflite --builtin-kernels
 """
 
 import argparse
@@ -127,17 +132,19 @@ def time_interpreters(interpreters, threads, rounds, invocations=1, statistic=mi
     return {key: statistic(values) for key, values in times.items()}
 
 
-def time_model(content, threads=1, runs=20):
-    """Fastest invoke time in ms of a `.tflite` flatbuffer on random inputs."""
+def time_model(content, threads=1, runs=20, resolver=None):
+    """Fastest invoke time in ms of a `.tflite` flatbuffer on random inputs
+    (`resolver`: an `OpResolverType`, None for LiteRT's default, XNNPACK)."""
     from ai_edge_litert.interpreter import Interpreter
 
-    interpreter = Interpreter(model_content=content, num_threads=threads)
+    options = {} if resolver is None else {"experimental_op_resolver_type": resolver}
+    interpreter = Interpreter(model_content=content, num_threads=threads, **options)
     interpreter.allocate_tensors()
     set_random_inputs(interpreter)
     return time_interpreters({"model": interpreter}, threads, runs)["model"]
 
 
-def profile(content, threads=1, runs=20):
+def profile(content, threads=1, runs=20, resolver=None):
     """[(op index, op type, output shape, output dtype, ms)] for every op of subgraph 0."""
     schema = _schema()
     model = schema.ModelT.InitFromPackedBuf(content, 0)
@@ -150,7 +157,7 @@ def profile(content, threads=1, runs=20):
         fresh = schema.ModelT.InitFromPackedBuf(content, 0)  # _one_op_model edits tensors
         output = fresh.subgraphs[0].tensors[op.outputs[0]]
         dtype = {v: k for k, v in vars(schema.TensorType).items() if not k.startswith("_")}
-        ms = time_model(_pack(_one_op_model(fresh, index)), threads, runs)
+        ms = time_model(_pack(_one_op_model(fresh, index)), threads, runs, resolver)
         rows.append((index, kind, [int(s) for s in output.shape], dtype[output.type], ms))
     return rows
 
@@ -164,11 +171,11 @@ def summary(rows):
     return dict(sorted(totals.items(), key=lambda item: -item[1][1]))
 
 
-def report(path, threads=1, runs=20, top=15):
+def report(path, threads=1, runs=20, top=15, resolver=None):
     with open(path, "rb") as f:
         content = f.read()
-    whole = time_model(content, threads, runs)
-    rows = profile(content, threads, runs)
+    whole = time_model(content, threads, runs, resolver)
+    rows = profile(content, threads, runs, resolver)
     total = sum(row[-1] for row in rows)
     print(f"{path}: whole file {whole:.2f} ms, sum over {len(rows)} one-op models "
           f"{total:.2f} ms ({threads} thread(s), min of {runs})")
@@ -187,9 +194,25 @@ def main(argv=None):
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--top", type=int, default=15)
+    parser.add_argument("--builtin-kernels", action="store_true",
+                        help="LiteRT's builtin kernels without the XNNPACK delegate")
     args = parser.parse_args(argv)
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from kerasseg.export.common import cpu_description
+
+    cpu = cpu_description()
+    print(f"CPU: {cpu['cpu']}; ISA: {' '.join(cpu['isa'])}; kernels: "
+          f"{'builtin (no XNNPACK)' if args.builtin_kernels else 'XNNPACK delegate'}")
+    resolver = None
+    if args.builtin_kernels:
+        from ai_edge_litert.interpreter import OpResolverType
+
+        resolver = OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
     for path in args.models:
-        report(path, args.threads, args.runs, args.top)
+        report(path, args.threads, args.runs, args.top, resolver)
 
 
 if __name__ == "__main__":

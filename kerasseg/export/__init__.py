@@ -2,13 +2,16 @@
 
 Every exporter writes a metadata sidecar (`<file>.json`: labels, palette,
 input size and layout, normalisation, output kind, quantisation) that
-`kerasseg.runtime.Segmenter` and the target kits in `export/` read. int8
-exports are held to a label agreement with the Keras model
-(`kerasseg.export.int8`).
+`kerasseg.runtime.Segmenter` and the target kits in `export/` read. Every
+exporter takes the same names: `precision` ("fp32", "fp16", "int8"; TFLite
+also "dynamic"), `calibration_data`, `validation_data`, `min_agreement`,
+`max_metric_loss`. int8 exports are held to the Keras model's accuracy in the
+task metric (labelled validation images) or label agreement, and report
+their int8 coverage (`kerasseg.export.int8`).
 
 Example:
     >>> from kerasseg.export import to_tflite, to_onnx
-    >>> to_tflite(model, "model.tflite", image_size=(256, 256), quantization="fp16")
+    >>> to_tflite(model, "model.tflite", image_size=(256, 256), precision="fp16")
     >>> to_onnx(model, "model.onnx", image_size=(512, 512), nchw=True)
 """
 

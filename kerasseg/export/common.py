@@ -228,7 +228,7 @@ def check_labels(model, labels=None, palette=None):
 
 
 def build_metadata(model, output, names, image_size, quantization="none", labels=None,
-                   palette=None, layout="NHWC", input_dtype="float32"):
+                   palette=None, *, layout="NHWC", input_dtype="float32"):
     """The sidecar dict every exporter writes (see `kerasseg.runtime.metadata`)."""
     num_classes = int(model.outputs[0].shape[-1]) if len(model.outputs) == 1 else None
     labels, palette = check_labels(model, labels, palette)
@@ -256,3 +256,56 @@ def build_metadata(model, output, names, image_size, quantization="none", labels
         ],
         "quantization": {"mode": quantization},
     }
+
+
+# Instruction sets that change which int8 and fp16 kernels a CPU runtime picks.
+ISA_FLAGS = ("sse4_1", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512_vnni",
+             "avx_vnni", "avx512_bf16", "avx512_fp16", "amx_int8", "asimd", "asimddp", "i8mm")
+
+
+def cpu_description():
+    """{"cpu": model name, "isa": the ISA_FLAGS this CPU has} from /proc/cpuinfo
+    (Linux), else what `platform` knows; where an int8 measurement ran."""
+    import platform
+
+    name, flags = platform.processor() or platform.machine(), set()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                key = key.strip()
+                if key in ("model name", "Model name", "Hardware") and value.strip():
+                    name = value.strip()
+                elif key in ("flags", "Features"):
+                    flags |= set(value.split())
+    except OSError:
+        pass
+    return {"cpu": name, "machine": platform.machine(),
+            "isa": [flag for flag in ISA_FLAGS if flag in flags]}
+
+
+# Argument names every exporter once used differently -> the one name now used.
+RENAMED = {"quantization": "precision", "representative_data": "calibration_data"}
+
+
+def renamed_arguments(function, renamed, precision, calibration_data):
+    """(precision, calibration_data) with the old names in `renamed` (the
+    exporter's **kwargs) mapped to the new ones, each with a
+    DeprecationWarning; a None precision (the old float32) is "fp32".
+
+    Raises:
+        TypeError: an unknown keyword, or an old name given with its new one.
+    """
+    unknown = sorted(set(renamed) - set(RENAMED))
+    if unknown:
+        raise TypeError(f"{function}() got an unexpected keyword argument {unknown[0]!r}")
+    values = {"precision": precision, "calibration_data": calibration_data}
+    for old, value in renamed.items():
+        new = RENAMED[old]
+        warnings.warn(f"{function}(): `{old}` is deprecated; use `{new}` (same values; "
+                      "float32 is 'fp32').", DeprecationWarning, stacklevel=3)
+        given = values[new] is not None and not (new == "precision" and values[new] == "fp32")
+        if given:
+            raise TypeError(f"{function}() got both `{old}` and `{new}`; pass `{new}` only.")
+        values[new] = value
+    return values["precision"] or "fp32", values["calibration_data"]

@@ -38,16 +38,25 @@ INT8_OP_TYPES = ("Conv", "ConvTranspose", "Gemm", "MatMul")
 # calibration scenes, agreement on 32 unseen ones): the 99.99th percentile of
 # each activation beat min-max on all 9 trained models, by 0.01 to 0.28
 # points (quickstart model 97.85 -> 98.04%); entropy matched min-max;
-# per-tensor weights lost up to 0.3. Asymmetric activations did best
-# (quickstart 98.34%), but TensorRT takes symmetric int8 only.
+# per-tensor weights lost up to 0.3. TensorRT takes symmetric int8 only.
+# Weights use 7 of their 8 bits (reduce_range): ONNX Runtime runs int8 Conv
+# on x86 as u8 x s8 with VPMADDUBSW, whose pairwise int16 sums saturate on
+# AVX2 CPUs without VNNI (255 x 127 x 2 > 32767; 255 x 64 x 2 is not), so
+# the same file labelled differently on an AVX2 and an AVX-512 VNNI CPU.
+# Measured on an AVX2-only EPYC, 6 parity models (test scenes, ORT fused
+# kernels vs the exact Q/DQ arithmetic of an unfused graph): 8-bit weights
+# pspnet 97.72 vs 99.16%, fcn8s 98.10 vs 98.86%; 7-bit 99.13 vs 99.08%,
+# 98.61 vs 98.65% (benchmarks/int8_calibration.py --saturation).
+# Asymmetric (u8) activations saturate worse there (fcn8s 96.23%).
 CALIBRATION = {"method": "Percentile", "percentile": 99.99, "per_channel": True,
-               "symmetric": True}
+               "symmetric": True, "reduce_range": True}
 
 
 def to_onnx(
     model,
     path,
     image_size=None,
+    *,
     static_shape=True,
     nchw=False,
     opset=DEFAULT_OPSET,
@@ -60,6 +69,8 @@ def to_onnx(
     calibration_steps=100,
     min_agreement=int8.DEFAULT_MIN_AGREEMENT,
     validation_data=None,
+    max_metric_loss=int8.DEFAULT_MAX_METRIC_LOSS,
+    **renamed,
 ):
     """Converts a segmentation model to ONNX, input "image", output named after
     `output` ("logits", "probabilities" or "labels").
@@ -94,42 +105,52 @@ def to_onnx(
             weighted layers whose Q/DQ loses most stay float until the
             labels of held-out images agree with Keras, or
             `Int8AgreementError` says how far it got.
-        calibration_data: For "int8": raw-pixel images (N, H, W, C) at the
-            export size, NHWC whatever `nchw` is; like the images the model
-            will see.
+        calibration_data: For "int8": raw-pixel images like the ones the
+            model will see, NHWC whatever `nchw` is, in any form `to_tflite`
+            takes (a `tf.data.Dataset`, an array (N, H, W, C), an iterable);
+            resized to the export size. (`representative_data`, `to_tflite`'s
+            old name, is accepted with a DeprecationWarning.)
         calibration_steps: At most this many calibration images are used;
             without `validation_data` a quarter of them are held out for the
             agreement check.
-        min_agreement: For "int8": the share of held-out pixels whose label
-            must match the Keras model's; None skips the check.
-        validation_data: For "int8": held-out raw-pixel images (N, H, W, C)
-            at the export size; None holds out a quarter of the calibration
-            images.
+        min_agreement: For "int8" on unlabelled held-out images: the share of
+            their clear-margin pixels whose label must match the Keras
+            model's; None skips every check (plain int8).
+        validation_data: For "int8": held-out images, in any form
+            `calibration_data` takes; with masks ((image, mask) pairs or an
+            (images, masks) tuple) the check is in the task's metric. None
+            holds out a quarter of the calibration images.
+        max_metric_loss: For "int8" with labelled `validation_data`: the mIoU
+            (IoU for one class) points int8 may lose against the Keras model.
 
     Returns:
         The path of the `.onnx` file.
 
     Raises:
-        Int8AgreementError: "int8" under `min_agreement` with all layers float.
+        Int8AgreementError: "int8" misses its target before the file would
+            be mostly float.
 
     Example:
         >>> to_onnx(model, "model.onnx", image_size=(512, 512), nchw=True)
         >>> to_onnx(model, "model_int8.onnx", image_size=(512, 512), nchw=True,
         ...         precision="int8", calibration_data=images)
     """
+    precision, calibration_data = common.renamed_arguments(
+        "to_onnx", renamed, precision, calibration_data)
     check_positive_int("opset", opset, minimum=13)
     check_positive_int("batch_size", batch_size)
     check_choice("precision", precision, PRECISIONS)
     check_positive_int("calibration_steps", calibration_steps)
-    int8.check_min_agreement(min_agreement)
+    settings = int8.Check(int8.check_min_agreement(min_agreement),
+                          int8.check_max_metric_loss(max_metric_loss),
+                          0.5 if output == "probabilities" else 0.0)
     model = common.strip_crf(model)
     native = common.check_output(model, output)
     common.check_labels(model, labels, palette)
     shape = _input_shape(model, image_size, static_shape, batch_size)
     if precision == "int8":
-        calibration_data = _check_calibration(calibration_data, shape, calibration_steps)
-        validation_data = None if validation_data is None else _check_calibration(
-            validation_data, shape, None, "validation_data")
+        images = _int8_images(calibration_data, validation_data, shape, calibration_steps,
+                              min_agreement)
     elif calibration_data is not None:
         raise ValueError(
             "`calibration_data` sets int8 scales and is used only with precision='int8'. "
@@ -140,9 +161,11 @@ def to_onnx(
     if precision == "fp16":
         model_proto = _to_fp16(model_proto)
     elif precision == "int8":
-        check = _Int8Check(model, output, "NCHW" if nchw else "NHWC", shape[0] or 1,
-                           min_agreement)
-        model_proto, record = check.convert(model_proto, calibration_data, validation_data)
+        route = _Int8Route(model, model_proto, images.calibration, "NCHW" if nchw else "NHWC",
+                           shape[0] or 1)
+        with tempfile.TemporaryDirectory(prefix="kerasseg_int8_") as directory:
+            route.directory = directory
+            model_proto, record = int8.check(route, model, images, settings)
     # "none" for fp32, as `to_tflite` writes for an unquantized model.
     mode = "none" if precision == "fp32" else precision
     metadata = common.build_metadata(model, output, names, shape[1:3], mode, labels,
@@ -198,28 +221,18 @@ def _write(model_proto, path, metadata):
     return path
 
 
-def _check_calibration(data, shape, steps, argument="calibration_data"):
-    """The first `steps` images of `data` as float32 (N, H, W, C), checked against `shape`."""
-    if data is None:
-        raise ValueError(
-            "`calibration_data` is required for precision='int8': raw-pixel images "
-            f"(N, H, W, {shape[3]}) like the ones the model will see, at the export size; "
-            "they set the int8 scales. Received: calibration_data=None"
-        )
-    images = np.asarray(data, np.float32)[:steps]
-    height, width, channels = shape[1:]
-    if (images.ndim != 4 or images.shape[-1] != channels
-            or height is not None and images.shape[1] != height
-            or width is not None and images.shape[2] != width):
-        raise ValueError(
-            f"`{argument}` must be raw-pixel images (N, {height}, {width}, {channels}), "
-            f"NHWC at the export size. Received shape {np.shape(data)}."
-        )
+def _int8_images(data, validation, shape, steps, min_agreement):
+    """`int8.images` at the export size (that of the first image when the
+    export's size is free), with at least one batch to calibrate on."""
+    size = shape[1:3]
+    if None in size:
+        size = int8.collect_images(data, None, shape[3], 1, "calibration_data").shape[1:3]
+    images = int8.images(data, validation, tuple(size), shape[3], steps, min_agreement)
     batch = shape[0] or 1
-    if len(images) < batch:
+    if len(images.calibration) < batch:
         raise ValueError(
-            f"`{argument}` must hold at least batch_size={batch} images. "
-            f"Received {len(images)}."
+            f"`calibration_data` must hold at least batch_size={batch} images. "
+            f"Received {len(images.calibration)}."
         )
     return images
 
@@ -280,6 +293,7 @@ def _to_int8(model_proto, images, batch, exclude=(), cache=None, calibration=Non
             nodes_to_exclude=list(exclude),
             calibration_cache_path=cache,
             per_channel=settings["per_channel"],
+            reduce_range=settings["reduce_range"],
             activation_type=QuantType.QInt8,
             weight_type=QuantType.QInt8,
             calibrate_method=getattr(CalibrationMethod, settings["method"]),
@@ -297,52 +311,65 @@ def _to_int8(model_proto, images, batch, exclude=(), cache=None, calibration=Non
         return onnx.load(quantized)
 
 
-class _Int8Check:
-    """`_to_int8` held to `min_agreement` by `int8.guarantee`: a kept unit is a
-    weighted node (Conv, Gemm, ...) left out of the Q/DQ quantization,
-    ranked by the noise-to-signal ratio of its int8 input plus its int8
-    weights, measured in the fully quantized graph."""
+def measured_on():
+    """The runtime and CPU the int8 check ran its candidates on, and why the
+    result holds on other x86 CPUs."""
+    import onnxruntime
+
+    return {"runtime": f"ONNX Runtime {onnxruntime.__version__} (CPUExecutionProvider)",
+            **common.cpu_description(),
+            "kernels": "7-bit weights (reduce_range): integer results are the same with or "
+                       "without VNNI (no 16-bit saturation on AVX2)"}
+
+
+class _Int8Route:
+    """`_to_int8` for `int8.check`: a kept unit is a weighted node (Conv,
+    Gemm, ...) left out of the Q/DQ quantization, ranked by the
+    noise-to-signal ratio of its int8 input plus its int8 weights, measured
+    in the fully quantized graph."""
 
     # Calibration images the per-node comparison runs on.
     DEBUG_IMAGES = 8
 
-    def __init__(self, model, output, layout, batch, min_agreement):
-        self.model, self.layout, self.batch = model, layout, batch
-        self.threshold = 0.5 if output == "probabilities" else 0.0
-        self.min_agreement = min_agreement
-
-    def convert(self, model_proto, images, validation):
-        calibration, held_out = int8.split_held_out(images, validation, self.min_agreement)
-        self.calibration = calibration.transpose(0, 3, 1, 2) if self.layout == "NCHW" else (
+    def __init__(self, model, proto, calibration, layout, batch):
+        self.model, self.proto, self.layout, self.batch = model, proto, layout, batch
+        self.calibration = calibration.transpose(0, 3, 1, 2) if layout == "NCHW" else (
             calibration)
-        reference = int8.reference_labels(self.model, held_out, self.threshold)
-        with tempfile.TemporaryDirectory(prefix="kerasseg_int8_") as directory:
-            self.directory, self.proto = directory, model_proto
-            self.cache = os.path.join(directory, "calibration.json")
-            outcome = int8.guarantee(self._quantize, lambda proto: self._labels(
-                proto, held_out), reference, self._ranked, self.min_agreement)
-        # tf2onnx names some convolutions "Conv__<n>": their weights keep the layer's name.
-        nodes = {node.name: node for node in model_proto.graph.node}
-        described = [";".join([name, *nodes[name].input[1:2]]) for name in outcome.kept]
-        record = int8.metadata_record(
-            outcome, self.min_agreement, len(calibration), len(held_out),
-            int8.layer_names(described, self.model),
-            {"float_nodes": len(outcome.kept), "calibration": dict(CALIBRATION)})
-        return outcome.artifact, record
+        self.macs = _node_macs(proto, (batch, *self.calibration.shape[1:]))
+        self.directory = None  # set by the caller: where candidates are written
 
-    def _quantize(self, kept):
-        quantized = _to_int8(self.proto, self.calibration, self.batch, kept, self.cache)
+    def quantize(self, kept):
+        cache = os.path.join(self.directory, "calibration.json")
+        quantized = _to_int8(self.proto, self.calibration, self.batch, kept, cache)
         if not kept:
-            self.quantized = quantized  # the fully quantized graph, for `_ranked`
+            self.quantized = quantized  # the fully quantized graph, for `ranked`
         return quantized
 
-    def _labels(self, proto, images):
+    def labels(self, proto, images, threshold):
         path = os.path.join(self.directory, "candidate.onnx")
         with open(path, "wb") as f:
             f.write(proto.SerializeToString())
-        return int8.exported_labels(path, images, self.layout, self.threshold)
+        return int8.exported_labels(path, images, self.layout, threshold)
 
-    def _ranked(self):
+    def coverage(self, proto):
+        producers = {out: node.op_type for node in proto.graph.node for out in node.output}
+        quantized = sum(self.macs.get(node.name, 0) for node in proto.graph.node
+                        if node.op_type in INT8_OP_TYPES
+                        and producers.get(node.input[0]) == "DequantizeLinear")
+        total = sum(self.macs.values())
+        return float(quantized / total) if total else 1.0
+
+    def float_layers(self, kept):
+        # tf2onnx names some convolutions "Conv__<n>": their weights keep the layer's name.
+        nodes = {node.name: node for node in self.proto.graph.node}
+        return int8.layer_names([";".join([name, *nodes[name].input[1:2]]) for name in kept],
+                                self.model)
+
+    def settings(self, kept):
+        return {"float_nodes": len(kept), "calibration": dict(CALIBRATION),
+                "measured_on": measured_on()}
+
+    def ranked(self):
         """Quantized nodes, largest input + weight noise-to-signal ratio first."""
         pairs = _qdq_pairs(self.quantized)
         activations = [name for (exact, rounded, _), _ in pairs.values()
@@ -358,6 +385,37 @@ class _Int8Check:
                             for exact, rounded, axis in pair)
                   for node, pair in pairs.items()}
         return sorted(scores, key=lambda node: -scores[node])
+
+
+def _node_macs(proto, input_shape):
+    """{weighted node: multiply-adds} of a float graph fed `input_shape`:
+    output elements times weights per output channel (ConvTranspose: input
+    elements times weights per input channel; Gemm/MatMul: output elements
+    times the shared dimension)."""
+    import onnx
+
+    proto = copy.deepcopy(proto)
+    for dim, size in zip(proto.graph.input[0].type.tensor_type.shape.dim, input_shape):
+        dim.dim_value = int(size)
+    proto = onnx.shape_inference.infer_shapes(proto)
+    shapes = {info.name: [d.dim_value for d in info.type.tensor_type.shape.dim]
+              for info in [*proto.graph.value_info, *proto.graph.input, *proto.graph.output]}
+    shapes.update({t.name: list(t.dims) for t in proto.graph.initializer})
+    macs = {}
+    for node in proto.graph.node:
+        if node.op_type not in INT8_OP_TYPES:
+            continue
+        data, weights = (shapes.get(name) for name in node.input[:2])
+        output = shapes.get(node.output[0])
+        if not data or not weights or not output or 0 in data + weights + output:
+            continue
+        if node.op_type == "Conv":
+            macs[node.name] = int(np.prod(output)) * int(np.prod(weights[1:]))
+        elif node.op_type == "ConvTranspose":
+            macs[node.name] = int(np.prod(data)) * int(np.prod(weights[1:]))
+        else:
+            macs[node.name] = int(np.prod(output)) * data[-1]
+    return macs
 
 
 def _qdq_pairs(proto):

@@ -18,7 +18,7 @@ from kerasseg.export import common, int8
 from kerasseg.runtime.metadata import write_metadata
 from kerasseg.utils import check_choice, check_positive_int
 
-QUANTIZATIONS = (None, "fp16", "dynamic", "int8")
+PRECISIONS = ("fp32", "fp16", "dynamic", "int8")
 IO_DTYPES = ("float32", "uint8")
 # Ops an int8 export keeps in float for speed: LiteRT's XNNPACK delegate runs
 # them only in float, and the builtin int8 kernel is slower than the float
@@ -53,8 +53,9 @@ def to_tflite(
     model,
     path,
     image_size=None,
-    quantization=None,
-    representative_data=None,
+    precision="fp32",
+    *,
+    calibration_data=None,
     calibration_steps=100,
     io_dtype="float32",
     output="logits",
@@ -65,6 +66,8 @@ def to_tflite(
     validation_data=None,
     resize_logits=True,
     per_channel=True,
+    max_metric_loss=int8.DEFAULT_MAX_METRIC_LOSS,
+    **renamed,
 ):
     """Converts a segmentation model to a `.tflite` file and its metadata sidecar.
 
@@ -84,14 +87,16 @@ def to_tflite(
         model: A Keras segmentation model (one image input).
         path: Output `.tflite` path; the metadata goes to `<path>.json`.
         image_size: (height, width); None takes the model's fixed input size.
-        quantization: None (float32), "fp16" (float16 weights), "dynamic"
-            (int8 weights, float activations) or "int8" (full integer, needs
-            `representative_data`).
-        representative_data: Calibration images for "int8": a `tf.data.Dataset`
-            (of images or (image, label) pairs, batched or not), an array
-            (N, H, W, C) or an iterable; resized to `image_size`.
+        precision: "fp32", "fp16" (float16 weights), "dynamic" (int8
+            weights, float activations) or "int8" (full integer, needs
+            `calibration_data`). (Formerly `quantization`, with None for
+            float32: still accepted, with a DeprecationWarning.)
+        calibration_data: Calibration images for "int8": a `tf.data.Dataset`
+            (of images or (image, mask) pairs, batched or not), an array
+            (N, H, W, C) or an iterable; resized to `image_size`. (Formerly
+            `representative_data`.)
         calibration_steps: At most this many images are read from
-            `representative_data`; without `validation_data` a quarter of
+            `calibration_data`; without `validation_data` a quarter of
             them are held out for the agreement check.
         io_dtype: "float32" or "uint8" input. A uint8 input takes camera
             pixels directly (cast to float in the graph); with "int8" it also
@@ -103,11 +108,14 @@ def to_tflite(
         allow_flex_ops: Allow TensorFlow (Flex) ops where builtins do not suffice.
         labels: Class names for the metadata.
         palette: (num_classes, 3) RGB colours for the metadata.
-        min_agreement: For "int8": the share of held-out pixels whose label
-            must match the Keras model's; None skips the check.
+        min_agreement: For "int8" on unlabelled held-out images: the share of
+            their clear-margin pixels whose label must match the Keras
+            model's; None skips every check (plain int8).
         validation_data: For "int8": held-out images for the check, in any
-            form `representative_data` takes; None holds out a quarter of the
-            calibration images.
+            form `calibration_data` takes; with masks ((image, mask) pairs or
+            an (images, masks) tuple) the check is in the task's metric
+            (`max_metric_loss`). None holds out a quarter of the calibration
+            images.
         resize_logits: False leaves the final bilinear resize of the logits
             to the runtime: the file outputs the classifier's logits at the
             network's output stride (`Segmenter` resizes them to the image,
@@ -118,22 +126,29 @@ def to_tflite(
             int64 zero point for each scale, 12 bytes a channel: per tensor
             saves 0.33 MB on DeepLabv3 MobileNetV2 (Google's size), and the
             agreement check applies as usual.
+        max_metric_loss: For "int8" with labelled `validation_data`: the mIoU
+            (IoU for one class) points int8 may lose against the Keras model.
 
     Returns:
         The path of the `.tflite` file.
 
     Raises:
-        Int8AgreementError: "int8" stays under `min_agreement` with every
-            candidate layer kept in float.
+        Int8AgreementError: "int8" misses its target before the file would
+            be mostly float (under `int8.MIN_COVERAGE` of its multiply-adds
+            in int8).
 
     Example:
-        >>> to_tflite(model, "model.tflite", (256, 256), quantization="int8",
-        ...           representative_data=images, io_dtype="uint8")
+        >>> to_tflite(model, "model.tflite", (256, 256), precision="int8",
+        ...           calibration_data=images, io_dtype="uint8")
     """
-    check_choice("quantization", quantization, QUANTIZATIONS)
+    precision, calibration_data = common.renamed_arguments(
+        "to_tflite", renamed, precision, calibration_data)
+    check_choice("precision", precision, PRECISIONS)
     check_choice("io_dtype", io_dtype, IO_DTYPES)
     check_positive_int("calibration_steps", calibration_steps)
-    int8.check_min_agreement(min_agreement)
+    settings = int8.Check(int8.check_min_agreement(min_agreement),
+                          int8.check_max_metric_loss(max_metric_loss),
+                          0.5 if output == "probabilities" else 0.0)
     model = common.strip_crf(model)
     image = common.single_input(model)
     image_size = common.fixed_image_size(model, image_size)
@@ -142,8 +157,10 @@ def to_tflite(
     graph = model if resize_logits else common.without_logits_resize(model, output)
     spec = tf.TensorSpec((1, *image_size, image.shape[-1]),
                          tf.uint8 if io_dtype == "uint8" else tf.float32, name="image")
-    images = _int8_images(quantization, representative_data, validation_data, image_size,
-                          int(image.shape[-1]), calibration_steps, min_agreement)
+    images = None
+    if precision == "int8":
+        images = int8.images(calibration_data, validation_data, image_size,
+                             int(image.shape[-1]), calibration_steps, min_agreement)
 
     def serve(image):
         return common.run_model(graph, tf.cast(image, tf.float32), output, native)
@@ -157,43 +174,27 @@ def to_tflite(
         archive.add_endpoint("serving_default", serve, input_signature=[spec])
         archive.write_out(directory, verbose=False)
         converter = tf.lite.TFLiteConverter.from_saved_model(directory)
-        if quantization == "int8":
-            check = _Int8Check(model, output, io_dtype, min_agreement, per_channel, directory)
-            flatbuffer, record = check.convert(converter, *images, allow_flex_ops)
+        if precision == "int8":
+            route = _Int8Route(model, converter, images.calibration, io_dtype, per_channel,
+                               allow_flex_ops, directory)
+            flatbuffer, record = int8.check(route, model, images, settings)
         else:
-            flatbuffer, record = _convert(converter, quantization, allow_flex_ops), None
+            flatbuffer, record = _convert(converter, precision, allow_flex_ops), None
 
     path = os.fspath(path)
     with open(path, "wb") as f:
         f.write(flatbuffer)
-    metadata = _metadata(model, output, path, image_size, quantization, io_dtype, labels, palette)
+    metadata = _metadata(model, output, path, image_size, precision, io_dtype, labels, palette)
     metadata["quantization"] = record or metadata["quantization"]
     write_metadata(path, metadata)
     return path
 
 
-def _int8_images(quantization, data, validation, image_size, channels, steps, min_agreement):
-    """(calibration, held-out) raw-pixel images for "int8"; (None, None) otherwise."""
-    if quantization != "int8":
-        return None, None
-    if data is None:
-        raise ValueError(
-            "`representative_data` is required for quantization='int8': a tf.data.Dataset "
-            "or array of training-like images (raw pixels in [0, 255]), e.g. "
-            "kerasseg.data.synthetic_dataset('train', 64, image_size)."
-        )
-    images = int8.collect_images(data, image_size, channels, steps, "representative_data")
-    if validation is not None:
-        validation = int8.collect_images(validation, image_size, channels, 10**9,
-                                         "validation_data")
-    return int8.split_held_out(images, validation, min_agreement)
-
-
-def _convert(converter, quantization, allow_flex_ops):
+def _convert(converter, precision, allow_flex_ops):
     ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
-    if quantization is not None:
+    if precision != "fp32":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    if quantization == "fp16":
+    if precision == "fp16":
         converter.target_spec.supported_types = [tf.float16]
     if allow_flex_ops:
         ops.append(tf.lite.OpsSet.SELECT_TF_OPS)
@@ -219,10 +220,10 @@ def _noise_to_signal(float_values, quantized, scale, zero_point):
     return int8.noise_to_signal(float_values, (quantized.astype(np.float32) - zero_point) * scale)
 
 
-class _Int8Check:
+class _Int8Route:
     """Full-integer conversion through LiteRT's quantisation debugger, which
-    calibrates once and can then quantise again with any nodes left in float,
-    held to `min_agreement` by `int8.guarantee`.
+    calibrates once and can then quantise again with any nodes left in float;
+    `int8.check` holds it to the target.
 
     A kept unit is a tensor the debugger measured: its producer and all its
     consumers stay float, so the tensor itself is never quantised.
@@ -232,14 +233,10 @@ class _Int8Check:
     # TensorFlow's reference one, without XNNPACK).
     DEBUG_IMAGES = 8
 
-    def __init__(self, model, output, io_dtype, min_agreement, per_channel, directory):
-        self.model, self.io_dtype, self.min_agreement = model, io_dtype, min_agreement
-        self.per_channel = per_channel
-        self.threshold = 0.5 if output == "probabilities" else 0.0
-        self.directory = directory
-
-    def convert(self, converter, calibration, held_out, allow_flex_ops):
-        dtype = np.uint8 if self.io_dtype == "uint8" else np.float32
+    def __init__(self, model, converter, calibration, io_dtype, per_channel, allow_flex_ops,
+                 directory):
+        dtype = np.uint8 if io_dtype == "uint8" else np.float32
+        self.model, self.per_channel, self.directory = model, per_channel, directory
 
         def dataset(images=calibration):
             return ([np.clip(np.round(image), 0, 255).astype(dtype)[None]
@@ -248,42 +245,42 @@ class _Int8Check:
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.representative_dataset = dataset
         # The converter's only switch for per-tensor weights is this attribute.
-        converter._experimental_disable_per_channel = not self.per_channel
+        converter._experimental_disable_per_channel = not per_channel
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8] + (
             [tf.lite.OpsSet.SELECT_TF_OPS] if allow_flex_ops else [])
         # fully_quantize: a uint8 input is cast in the graph and the output
         # stays int8; otherwise float32 in and out.
         self.options = tf.lite.experimental.QuantizationDebugOptions(
             layer_direct_compare_metrics={"noise_to_signal": _noise_to_signal},
-            denylisted_ops=list(FLOAT_OPS), fully_quantize=self.io_dtype == "uint8")
+            denylisted_ops=list(FLOAT_OPS), fully_quantize=io_dtype == "uint8")
         with _naming_flex_ops(allow_flex_ops), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # tf.lite.Interpreter's deprecation notice
             self.debugger = tf.lite.experimental.QuantizationDebugger(
                 converter=converter, debug_dataset=lambda: dataset(
                     calibration[:self.DEBUG_IMAGES]), debug_options=self.options)
         self.graph = _TensorGraph(self.debugger.calibrated_model)
-        reference = int8.reference_labels(self.model, held_out, self.threshold)
-        outcome = int8.guarantee(self._quantize, lambda flatbuffer: self._labels(
-            flatbuffer, held_out), reference, self._ranked, self.min_agreement)
-        nodes = self.graph.nodes(outcome.kept)
-        record = int8.metadata_record(
-            outcome, self.min_agreement, len(calibration), len(held_out),
-            int8.layer_names(nodes, self.model),
-            {"float_nodes": len(nodes), "float_ops": list(FLOAT_OPS),
-             "per_channel": self.per_channel})
-        return outcome.artifact, record
 
-    def _quantize(self, kept):
+    def float_layers(self, kept):
+        return int8.layer_names(self.graph.nodes(kept), self.model)
+
+    def settings(self, kept):
+        return {"float_nodes": len(self.graph.nodes(kept)), "float_ops": list(FLOAT_OPS),
+                "per_channel": self.per_channel, "measured_on": measured_on()}
+
+    def coverage(self, flatbuffer):
+        return int8_coverage(flatbuffer)
+
+    def quantize(self, kept):
         self.options.denylisted_nodes = self.graph.nodes(kept)
         return self.debugger.get_nondebug_quantized_model()
 
-    def _labels(self, flatbuffer, images):
+    def labels(self, flatbuffer, images, threshold):
         path = os.path.join(self.directory, "candidate.tflite")
         with open(path, "wb") as f:
             f.write(flatbuffer)
-        return int8.exported_labels(path, images, threshold=self.threshold)
+        return int8.exported_labels(path, images, threshold=threshold)
 
-    def _ranked(self):
+    def ranked(self):
         """Measured tensors, largest noise-to-signal ratio first."""
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -294,6 +291,51 @@ class _Int8Check:
             if name is not None:
                 scores[name] = max(scores.get(name, 0.0), metrics["noise_to_signal"])
         return sorted(scores, key=lambda name: -scores[name])
+
+
+def measured_on():
+    """The runtime and CPU the int8 check ran its candidates on."""
+    from importlib.metadata import version
+
+    return {"runtime": f"LiteRT {version('ai-edge-litert')} (XNNPACK)",
+            **common.cpu_description()}
+
+
+# Ops with weights: their multiply-adds are what int8 coverage counts.
+_WEIGHTED = {"CONV_2D": (0, 1), "DEPTHWISE_CONV_2D": (0, 1), "FULLY_CONNECTED": (0, 1),
+             "TRANSPOSE_CONV": (2, 1)}
+
+
+def int8_coverage(flatbuffer):
+    """Share of the multiply-adds of a `.tflite` file's weighted ops (conv,
+    depthwise, fully connected, transposed conv) that take int8 inputs.
+
+    A conv's multiply-adds are its output elements times its weights per
+    output channel; a transposed conv's, its input elements times its
+    weights per input channel.
+    """
+    from ai_edge_litert import schema_py_generated as schema
+
+    model = schema.ModelT.InitFromPackedBuf(flatbuffer, 0)
+    graph = model.subgraphs[0]
+    names = {getattr(schema.BuiltinOperator, name): name for name in _WEIGHTED}
+    total = quantized = 0
+    for op in graph.operators:
+        code = model.operatorCodes[op.opcodeIndex]
+        name = names.get(max(code.builtinCode, code.deprecatedBuiltinCode))
+        if name is None:
+            continue
+        data, weights = (graph.tensors[op.inputs[i]] for i in _WEIGHTED[name])
+        weight_count = float(np.prod(weights.shape))
+        if name == "TRANSPOSE_CONV":
+            macs = np.prod(data.shape) * weight_count / weights.shape[-1]
+        else:
+            output = graph.tensors[op.outputs[0]].shape
+            macs = np.prod(output) * weight_count / output[-1]
+        total += macs
+        if data.type in (schema.TensorType.INT8, schema.TensorType.UINT8):
+            quantized += macs
+    return float(quantized / total) if total else 1.0
 
 
 class _TensorGraph:
@@ -331,13 +373,14 @@ class _TensorGraph:
         return nodes
 
 
-def _metadata(model, output, path, image_size, quantization, io_dtype, labels, palette):
+def _metadata(model, output, path, image_size, precision, io_dtype, labels, palette):
     """The sidecar, with the converted file's tensor shapes, dtypes and quantisation."""
     from kerasseg.runtime.backends import LiteRTBackend
 
     backend = LiteRTBackend(path)
     metadata = common.build_metadata(
-        model, output, [o.name for o in backend.outputs], image_size, quantization or "none",
+        model, output, [o.name for o in backend.outputs], image_size,
+        "none" if precision == "fp32" else precision,
         labels, palette, input_dtype=io_dtype,
     )
     for entry, info in zip([metadata["input"], *metadata["outputs"]],

@@ -29,15 +29,18 @@ def test_tflite_int8_calibrated_on_synthetic_scenes(saved, images, reference, tm
     record = read_metadata(out)["quantization"]
     assert record["mode"] == "int8" and record["min_agreement"] == 0.5
     assert segmenter.predict(images).shape == reference.shape[:-1]
-    assert (f"int8: labels agree with Keras on {100 * record['agreement']:.2f}% of the pixels "
-            "of 2 held-out images (target 50.00%)") in capsys.readouterr().out
+    assert (f"int8: labels agree with Keras on {100 * record['agreement']:.2f}% of the "
+            f"clear-margin pixels ({100 * record['clear_pixels']:.1f}% of all) of 2 held-out "
+            f"images (target 50.00%); {100 * record['coverage']:.1f}% of the multiply-adds in "
+            "int8") in capsys.readouterr().out
 
 
 def test_tflite_int8_without_calibration_names_the_flag(saved, tmp_path, capsys):
     out = str(tmp_path / "m_int8.tflite")
     assert main(["export", saved, out, "--quantization", "int8"]) == 2
     error = capsys.readouterr().err
-    assert "--quantization int8 needs --calibration DIR|synthetic" in error
+    assert "--precision int8 needs --calibration DIR|synthetic" in error
+    assert "--quantization is deprecated; use --precision int8" in error
     assert "representative_data" not in error and not os.path.exists(out)
 
 

@@ -133,9 +133,10 @@ def test_precision_errors(model, tmp_path):
         to_onnx(model, tmp_path / "m.onnx", SIZE, precision="int4")
     with pytest.raises(ValueError, match="`calibration_data` is required"):
         to_onnx(model, tmp_path / "m.onnx", SIZE, precision="int8")
-    with pytest.raises(ValueError, match=r"`calibration_data` must be .*\(N, 64, 64, 3\)"):
+    # Images of another size are resized, as for TFLite; other channel counts are not.
+    with pytest.raises(ValueError, match=r"`calibration_data` must yield images \(H, W, 3\)"):
         to_onnx(model, tmp_path / "m.onnx", SIZE, precision="int8",
-                calibration_data=tiny.images(batch=2, size=(32, 32)))
+                calibration_data=tiny.images(batch=2, size=(32, 32))[..., :1])
     with pytest.raises(ValueError, match="`calibration_steps` must be"):
         to_onnx(model, tmp_path / "m.onnx", SIZE, precision="int8",
                 calibration_data=tiny.images(batch=2), calibration_steps=0)

@@ -57,7 +57,7 @@ def test_metadata_sidecar(float_path):
 @pytest.mark.parametrize("quantization", ["fp16", "dynamic"])
 def test_weight_quantization_smaller_and_close(model, float_path, images, reference,
                                                quantization, tmp_path):
-    path = to_tflite(model, tmp_path / "q.tflite", SIZE, quantization=quantization)
+    path = to_tflite(model, tmp_path / "q.tflite", SIZE, precision=quantization)
     logits = Segmenter.load(path).predict_logits(images)
     tolerance = FP16_TOLERANCE if quantization == "fp16" else 0.1
     assert _max_relative_error(logits, reference) < tolerance
@@ -72,8 +72,8 @@ def test_int8_full_integer(model, images, reference, io_dtype, tmp_path):
     calibration = tf.data.Dataset.from_tensor_slices(
         (tiny.images(batch=16, seed=5).astype("float32"), np.zeros((16, *SIZE), "int32"))
     ).batch(4)  # a tf.data pipeline of (image, mask) batches, as in training
-    path = to_tflite(model, tmp_path / "int8.tflite", SIZE, quantization="int8",
-                     representative_data=calibration, io_dtype=io_dtype)
+    path = to_tflite(model, tmp_path / "int8.tflite", SIZE, precision="int8",
+                     calibration_data=calibration, io_dtype=io_dtype)
     segmenter = Segmenter.load(path)
     assert segmenter.input.dtype == np.dtype(io_dtype)
     # A uint8 input is cast to float in the graph: camera bytes go in as they are.
@@ -106,7 +106,7 @@ def _weight_scale_counts(path):
 def test_int8_weights_per_tensor(model, images, reference, tmp_path):
     calibration = tiny.images(batch=16, seed=5).astype("float32")
     paths = {per_channel: to_tflite(model, tmp_path / f"{per_channel}.tflite", SIZE,
-                                    quantization="int8", representative_data=calibration,
+                                    precision="int8", calibration_data=calibration,
                                     io_dtype="uint8", per_channel=per_channel)
              for per_channel in (True, False)}
     assert max(_weight_scale_counts(paths[True])) > 1
@@ -189,10 +189,10 @@ def test_crf_is_dropped_with_a_warning(model, images, reference, tmp_path):
 
 def test_argument_errors(model, tmp_path):
     path = tmp_path / "m.tflite"
-    with pytest.raises(ValueError, match="`quantization` must be one of.*quantization='int4'"):
-        to_tflite(model, path, SIZE, quantization="int4")
-    with pytest.raises(ValueError, match="`representative_data` is required"):
-        to_tflite(model, path, SIZE, quantization="int8")
+    with pytest.raises(ValueError, match="`precision` must be one of.*precision='int4'"):
+        to_tflite(model, path, SIZE, precision="int4")
+    with pytest.raises(ValueError, match="`calibration_data` is required"):
+        to_tflite(model, path, SIZE, precision="int8")
     with pytest.raises(ValueError, match="`image_size` is required"):
         to_tflite(model, path)
     with pytest.raises(ValueError, match="`io_dtype` must be one of"):
@@ -201,6 +201,6 @@ def test_argument_errors(model, tmp_path):
         to_tflite(model, path, SIZE, output="mask")
     with pytest.raises(ValueError, match="`labels` must have one name per class"):
         to_tflite(model, path, SIZE, labels=["a"])
-    with pytest.raises(ValueError, match="`representative_data` must yield images"):
-        to_tflite(model, path, SIZE, quantization="int8",
-                  representative_data=np.zeros((2, 64, 64, 1)))
+    with pytest.raises(ValueError, match="`calibration_data` must yield images"):
+        to_tflite(model, path, SIZE, precision="int8",
+                  calibration_data=np.zeros((2, 64, 64, 1)))

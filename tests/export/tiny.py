@@ -75,3 +75,31 @@ def hostile(model, outlier=1000.0):
     x = ResizeLike(name="upsample_logits")([x, model.input])
     x = keras.layers.Activation("linear", dtype="float32", name="logits")(x)
     return keras.Model(model.input, x, name="hostile")
+
+
+def hostile_everywhere(size=(64, 64), outlier=3000.0, seed=0):
+    """A random three-conv model whose every conv after the first reads a
+    tensor with an `outlier` channel it ignores (as in `hostile`): int8
+    recovers only with most multiply-adds kept in float."""
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    image = keras.Input((*size, 3))
+    x = keras.layers.Rescaling(1 / 255)(image)
+    layers = []
+    for index in range(3):
+        conv = keras.layers.Conv2D(8, 3, padding="same", activation="relu", name=f"conv{index}")
+        grow = keras.layers.Conv2D(9, 1, name=f"outlier{index}")
+        x = grow(conv(x))
+        layers.append((conv, grow))
+    classifier = keras.layers.Conv2D(NUM_CLASSES, 1, name="classifier")
+    x = keras.layers.Activation("linear", dtype="float32", name="logits")(classifier(x))
+    model = keras.Model(image, x, name="hostile_everywhere")
+    for _, grow in layers:
+        grow.set_weights([np.eye(8, 9, dtype="float32")[None, None],
+                          np.r_[np.zeros(8), outlier].astype("float32")])
+    for reader in [conv for conv, _ in layers[1:]] + [classifier]:
+        kernel, bias = reader.get_weights()
+        kernel[:, :, 8] = 0.0  # the outlier channel is ignored
+        reader.set_weights([kernel, bias])
+    return model
