@@ -153,8 +153,8 @@ def export_int8(model, path, calibration, per_channel=True):
     then keeps layers float; per channel costs 12 bytes a channel."""
     from kerasseg.export import to_tflite
 
-    to_tflite(model, str(path), image_size=(SIZE, SIZE), quantization="int8",
-              representative_data=np.stack(calibration).astype(np.float32),
+    to_tflite(model, str(path), image_size=(SIZE, SIZE), precision="int8",
+              calibration_data=np.stack(calibration).astype(np.float32),
               calibration_steps=len(calibration), io_dtype="uint8", output="labels",
               labels=model.class_names, per_channel=per_channel)
     return path

@@ -223,7 +223,7 @@ def preset_export(name, cache, size=513):
 
     model = kerasseg.from_preset(preset.name, input_shape=(size, size, 3))
     partial = path + ".partial.tflite"
-    to_tflite(model, partial, quantization="fp16", labels=list(preset.classes),
+    to_tflite(model, partial, precision="fp16", labels=list(preset.classes),
               palette=np.asarray(preset.palette).tolist())
     os.replace(partial + ".json", path + ".json")
     os.replace(partial, path)
