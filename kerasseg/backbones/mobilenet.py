@@ -20,6 +20,7 @@ import keras
 from kerasseg.backbones.strides import Strider
 from kerasseg.backbones.weights import load_application_weights
 from kerasseg.layers import Preprocess
+from kerasseg.utils import check_number
 
 
 def _make_divisible(value, divisor=8):
@@ -35,8 +36,7 @@ def _batch_norm(x, name, synchronized_bn):
 
 
 def _check_alpha(alpha):
-    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or alpha <= 0:
-        raise ValueError(f"`alpha` must be a number > 0. Received: alpha={alpha!r}")
+    check_number("alpha", alpha, 0, low_open=True)
 
 
 # === MobileNetV2 ===

@@ -15,6 +15,7 @@ import numpy as np
 import tensorflow as tf
 
 from kerasseg.data.labels import IGNORE_LABEL
+from kerasseg.utils import check_positive_int
 
 IMAGENET_MEAN = (123.675, 116.28, 103.53)
 
@@ -400,10 +401,8 @@ def pipeline(dataset, training=True, crop_size=None, batch_size=None, seed=0,
         >>> val = pipeline(synthetic_dataset("val"), False, batch_size=16)
     """
     crop_size = _check_size("crop_size", crop_size)
-    if batch_size is not None and (
-        isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1
-    ):
-        raise ValueError(f"`batch_size` must be None or an integer >= 1. Received: {batch_size=}")
+    if batch_size is not None:
+        check_positive_int("batch_size", batch_size)
     if not 0 < min_scale <= max_scale:
         raise ValueError(
             "`min_scale` and `max_scale` must satisfy 0 < min_scale <= max_scale. "

@@ -37,14 +37,20 @@ BOX_LEVELS = (3, 4, 5, 6, 7)
 SEMANTIC_LEVELS = (2, 3, 4, 5)
 
 
+def _is_class_id(value, num_classes):
+    try:
+        return check_positive_int("thing_classes", value, 0) < num_classes
+    except ValueError:
+        return False
+
+
 def _check_thing_classes(thing_classes, num_classes):
     """`thing_classes` as a tuple of distinct ids in [0, num_classes)."""
     if thing_classes is None:
         return tuple(range(num_classes))
     thing_classes = tuple(thing_classes)
-    if not thing_classes or len(set(thing_classes)) != len(thing_classes) or any(
-        isinstance(t, bool) or not isinstance(t, int) or not 0 <= t < num_classes
-        for t in thing_classes
+    if not thing_classes or len(set(thing_classes)) != len(thing_classes) or not all(
+        _is_class_id(t, num_classes) for t in thing_classes
     ):
         hint = ""
         if thing_classes == COCO_THING_CLASSES:

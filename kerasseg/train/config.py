@@ -34,6 +34,7 @@ loss: {name: lpsnet, args: {preset: coco, size_ranges: [[0, 32], [32, 64], [64, 
 ```
 """
 
+import copy
 import dataclasses
 import json
 import os
@@ -136,11 +137,10 @@ class DataConfig:
             check_positive_int("data.num_classes", self.num_classes)
         self.image_size = _check_pair(
             "data.image_size", self.image_size, "[height, width], integers >= 32",
-            lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 32)
+            lambda argument, v: check_positive_int(argument, v, 32))
         self.scale_range = _check_pair(
             "data.scale_range", self.scale_range, "[min, max] with 0 < min <= max",
-            lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0,
-            ordered=True, convert=float)
+            _positive_float, ordered=True)
         check_positive_int("data.batch_size", self.batch_size)
         for name in ("num_train_images", "num_val_images"):
             if getattr(self, name) is not None:
@@ -153,8 +153,7 @@ class DataConfig:
             check_number(f"data.{name}", getattr(self, name), 0, 1)
         self.paste_scale = _check_pair(
             "data.paste_scale", self.paste_scale, "[min, max] with 0 < min <= max",
-            lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0,
-            ordered=True, convert=float)
+            _positive_float, ordered=True)
         check_positive_int("data.paste_class", self.paste_class, 0)
 
 
@@ -186,12 +185,15 @@ class OptimizerConfig:
         check_positive_int("optimizer.warmup_steps", self.warmup_steps, 0)
         check_choice("optimizer.schedule", self.schedule, SCHEDULES)
         fractions = self.decay_at
-        if (not isinstance(fractions, (list, tuple)) or not all(
-                isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v < 1
-                for v in fractions) or list(fractions) != sorted(fractions)):
+        try:
+            check_type("optimizer.decay_at", fractions, (list, tuple))
+            self.decay_at = tuple(
+                float(check_number("optimizer.decay_at", v, 0, 1, True, True)) for v in fractions)
+            if list(self.decay_at) != sorted(self.decay_at):
+                raise ValueError
+        except ValueError:
             raise ValueError("`optimizer.decay_at` must be increasing fractions of the run in "
-                             f"(0, 1). Received: optimizer.decay_at={fractions!r}")
-        self.decay_at = tuple(float(v) for v in fractions)
+                             f"(0, 1). Received: optimizer.decay_at={fractions!r}") from None
         check_number("optimizer.decay_rate", self.decay_rate, 0, 1, low_open=True)
 
 
@@ -275,13 +277,17 @@ class Config:
 
     @classmethod
     def from_dict(cls, values, source="config"):
-        """Builds a Config from nested dicts; `source` names the origin in errors."""
+        """Builds a Config from nested dicts; `source` names the origin in errors.
+
+        The values given are kept (`given_values`), so that `replace` can
+        resolve the defaults again from what the user wrote.
+        """
         if values is None:
             values = {}
         if not isinstance(values, dict):
             raise ValueError(f"{source}: expected a mapping of sections. Received: {values!r}")
         _check_keys(source, values, _SECTIONS)
-        sections = {}
+        given = {}
         for name, section_cls in _SECTIONS.items():
             section = values.get(name) or {}
             if not isinstance(section, dict):
@@ -289,22 +295,14 @@ class Config:
                                  f"{section!r}")
             fields = {f.name for f in dataclasses.fields(section_cls)}
             _check_keys(f"{source}: section `{name}`", section, fields)
-            sections[name] = dict(section)
-        model = sections["model"]
-        if model.get("name", ModelConfig.name) != ModelConfig.name:
-            # The default args are the default model's: another model starts from none.
-            model.setdefault("args", {})
-            if isinstance(model["name"], str):
-                data = sections["data"]
-                task = config_task_name(model["name"], data.get("dataset", DataConfig.dataset),
-                                        data.get("num_classes"))
-                for name, defaults in TASKS[task].defaults.items():
-                    sections[name] = {**defaults, **sections[name]}
-        sections = {name: _SECTIONS[name](**section) for name, section in sections.items()}
+            given[name] = copy.deepcopy(section)
+        sections = _resolve_defaults(given)
         try:
-            return cls(**sections)
+            config = cls(**{name: _SECTIONS[name](**section) for name, section in sections.items()})
         except ValueError as error:
             raise ValueError(f"{source}: {error}") from None
+        config._given = given
+        return config
 
     @classmethod
     def load(cls, path):
@@ -328,12 +326,38 @@ class Config:
         values["optimizer"]["decay_at"] = list(self.optimizer.decay_at)
         return values
 
+    def given_values(self):
+        """The values the user gave, by section (a copy): those `from_dict`
+        received, or, for a Config built from its sections, every value that
+        differs from the field's default."""
+        given = getattr(self, "_given", None)
+        if given is None:
+            defaults = Config.__new__(Config)
+            for name, section_cls in _SECTIONS.items():
+                setattr(defaults, name, section_cls())
+            default_values, values = defaults.to_dict(), self.to_dict()
+            given = {name: {key: value for key, value in section.items()
+                            if value != default_values[name][key]}
+                     for name, section in values.items()}
+        return copy.deepcopy(given)
+
     def replace(self, **sections):
-        """A copy with some fields changed: `config.replace(training={"epochs": 2})`."""
-        values = self.to_dict()
+        """A copy with some fields changed: `config.replace(training={"epochs": 2})`.
+
+        The changes apply to the values the user gave, and the defaults are
+        resolved again as `from_dict` does: a new `model.name` without
+        `model.args` starts from that builder's own defaults, and the task's
+        defaults (panoptic, binary) follow the new model and data.
+        """
+        values = self.given_values()
         for name, changes in sections.items():
             _check_keys("replace()", {name: None}, _SECTIONS)
-            values[name].update(changes)
+            if not isinstance(changes, dict):
+                raise ValueError(f"replace(): section `{name}` must be a mapping. Received: "
+                                 f"{changes!r}")
+            if name == "model" and "name" in changes and "args" not in changes:
+                values[name].pop("args", None)  # the arguments were the old model's
+            values[name].update(copy.deepcopy(changes))
         return Config.from_dict(values, source="replace()")
 
     def save(self, directory):
@@ -360,12 +384,39 @@ def as_config(config):
     return Config.load(config)
 
 
-def _check_pair(argument, value, expected, valid_item, ordered=False, convert=None):
-    """A 2-element list/tuple of valid items (increasing when `ordered`), as a tuple."""
-    if (not isinstance(value, (list, tuple)) or len(value) != 2
-            or not all(valid_item(v) for v in value) or (ordered and value[0] > value[1])):
-        raise ValueError(f"`{argument}` must be {expected}. Received: {argument}={value!r}")
-    return tuple(convert(v) for v in value) if convert else tuple(value)
+def _resolve_defaults(given):
+    """The sections to build from the values given: the default model's args
+    only for the default model, and the task's defaults under what was given."""
+    sections = copy.deepcopy(given)
+    model, data = sections["model"], sections["data"]
+    name = model.get("name", ModelConfig.name)
+    if name != ModelConfig.name:
+        model.setdefault("args", {})  # the default args are the default model's
+    if isinstance(name, str):
+        task = config_task_name(name, data.get("dataset", DataConfig.dataset),
+                                data.get("num_classes"))
+        for section, defaults in TASKS[task].defaults.items():
+            sections[section] = {**defaults, **sections[section]}
+    return sections
+
+
+def _positive_float(argument, value):
+    return float(check_number(argument, value, 0, low_open=True))
+
+
+def _check_pair(argument, value, expected, check_item, ordered=False):
+    """A 2-element list/tuple whose items pass `check_item(argument, item)` (a
+    `check_*` helper returning the item), increasing when `ordered`, as a tuple."""
+    try:
+        if not isinstance(value, (list, tuple)) or len(value) != 2:
+            raise ValueError
+        pair = tuple(check_item(argument, v) for v in value)
+        if ordered and pair[0] > pair[1]:
+            raise ValueError
+    except ValueError:
+        raise ValueError(f"`{argument}` must be {expected}. Received: {argument}={value!r}") \
+            from None
+    return pair
 
 
 def _check_keys(where, values, valid):
