@@ -18,7 +18,7 @@ from kerasseg.utils import lazy_attributes
 _LAZY_ATTRIBUTES = {
     **dict.fromkeys(
         (
-            "load_dataset", "validate", "DATASETS", "DATASET_CLASSES", "voc_dataset",
+            "load_dataset", "validate", "SOURCES", "Source", "Listing", "DATASETS", "voc_dataset",
             "cityscapes_dataset", "ade20k_dataset", "coco_panoptic_dataset",
             "coco_panoptic_categories", "folder_dataset", "decode_image_file",
             "decode_index_png", "camvid_dataset", "binary_mask_dataset", "people_dataset",
