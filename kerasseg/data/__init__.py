@@ -37,7 +37,7 @@ _LAZY_ATTRIBUTES = {
     ),
     **dict.fromkeys(
         (
-            "pipeline", "augment", "random_scale", "random_crop", "random_flip",
+            "pipeline", "augment", "Augmentation", "random_scale", "random_crop", "random_flip",
             "photometric_jitter", "pad_to_size", "IMAGENET_MEAN", "copy_paste",
             "copy_paste_dataset", "random_blur", "gaussian_blur",
         ),

@@ -41,6 +41,7 @@ import os
 
 import yaml
 
+from kerasseg.data.augment import Augmentation
 from kerasseg.data.labels import IGNORE_LABEL
 from kerasseg.train.strategy import PRECISIONS, STRATEGIES
 from kerasseg.train.tasks import DATASETS, TASKS, config_task_name
@@ -105,8 +106,9 @@ class DataConfig:
     when it fits in 2 GiB, `kerasseg.train.datasets.RESIZED_CACHE_BYTES`).
     `copy_paste` is the chance that a training example gets the `paste_class`
     pixels of another pasted on, at a height in `paste_scale` of its own, and
-    `blur` the chance of a Gaussian blur (`kerasseg.data.pipeline`): portrait
-    augmentation.
+    `blur` the chance of a Gaussian blur: portrait augmentation. The keys
+    named as fields of `kerasseg.data.Augmentation` make the training
+    augmentation (`augmentation()`), which `augment: false` turns off.
     """
 
     dataset: str = "synthetic"
@@ -138,9 +140,6 @@ class DataConfig:
         self.image_size = _check_pair(
             "data.image_size", self.image_size, "[height, width], integers >= 32",
             lambda argument, v: check_positive_int(argument, v, 32))
-        self.scale_range = _check_pair(
-            "data.scale_range", self.scale_range, "[min, max] with 0 < min <= max",
-            _positive_float, ordered=True)
         check_positive_int("data.batch_size", self.batch_size)
         for name in ("num_train_images", "num_val_images"):
             if getattr(self, name) is not None:
@@ -149,12 +148,18 @@ class DataConfig:
         check_positive_int("data.seed", self.seed, 0)
         check_type("data.augment", self.augment, bool)
         check_type("data.resize", self.resize, bool)
-        for name in ("copy_paste", "blur"):
-            check_number(f"data.{name}", getattr(self, name), 0, 1)
-        self.paste_scale = _check_pair(
-            "data.paste_scale", self.paste_scale, "[min, max] with 0 < min <= max",
-            _positive_float, ordered=True)
-        check_positive_int("data.paste_class", self.paste_class, 0)
+        try:
+            augmentation = self.augmentation()
+        except ValueError as error:
+            raise ValueError(f"data: {error}") from None
+        self.scale_range, self.paste_scale = augmentation.scale_range, augmentation.paste_scale
+
+    def augmentation(self):
+        """The training `kerasseg.data.Augmentation` of these settings: every
+        field of it that this section has (same name), the others its defaults."""
+        names = {f.name for f in dataclasses.fields(Augmentation)}
+        return Augmentation(**{f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+                               if f.name in names})
 
 
 @dataclasses.dataclass
@@ -400,23 +405,16 @@ def _resolve_defaults(given):
     return sections
 
 
-def _positive_float(argument, value):
-    return float(check_number(argument, value, 0, low_open=True))
-
-
-def _check_pair(argument, value, expected, check_item, ordered=False):
+def _check_pair(argument, value, expected, check_item):
     """A 2-element list/tuple whose items pass `check_item(argument, item)` (a
-    `check_*` helper returning the item), increasing when `ordered`, as a tuple."""
+    `check_*` helper returning the item), as a tuple."""
     try:
         if not isinstance(value, (list, tuple)) or len(value) != 2:
             raise ValueError
-        pair = tuple(check_item(argument, v) for v in value)
-        if ordered and pair[0] > pair[1]:
-            raise ValueError
+        return tuple(check_item(argument, v) for v in value)
     except ValueError:
         raise ValueError(f"`{argument}` must be {expected}. Received: {argument}={value!r}") \
             from None
-    return pair
 
 
 def _check_keys(where, values, valid):

@@ -117,13 +117,9 @@ def training_stream(images, config, seed, steps, pad_label, targets=None):
             images.shuffle(buffer, seed=seed + index, reshuffle_each_iteration=False)
         )
     if data.augment:
-        stream = pipeline(
-            stream, training=True, crop_size=data.image_size, seed=seed, shuffle_buffer=0,
-            min_scale=data.scale_range[0], max_scale=data.scale_range[1],
-            ignore_label=pad_label, reseed_each_epoch=False, prefetch=False,
-            copy_paste=data.copy_paste, paste_scale=data.paste_scale,
-            paste_class=data.paste_class, blur=data.blur,
-        )
+        stream = pipeline(stream, training=True, crop_size=data.image_size, seed=seed,
+                          augmentation=data.augmentation(), shuffle_buffer=0,
+                          ignore_label=pad_label, reseed_each_epoch=False, prefetch=False)
     if targets is not None:
         stream = stream.map(targets, num_parallel_calls=tf.data.AUTOTUNE)
     options = tf.data.Options()
