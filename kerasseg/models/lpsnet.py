@@ -26,6 +26,7 @@ import math
 
 import keras
 
+from kerasseg.backbones import backbone_name
 from kerasseg.data.labels import COCO_PANOPTIC_CLASSES, COCO_THING_CLASSES
 from kerasseg.layers import BoxDecoder, ResizeLike
 from kerasseg.models.blocks import conv_bn_relu, output_layer
@@ -121,13 +122,14 @@ def lpsnet(
     num_classes=COCO_PANOPTIC_CLASSES,
     input_shape=(None, None, 3),
     backbone="resnet50",
+    *,
     thing_classes=COCO_THING_CLASSES,
     fpn_filters=256,
     semantic_filters=128,
     head_convs=4,
     ppm=True,
     backbone_kwargs=None,
-    synchronized_bn=False,
+    norm=None,
     weights=None,
     backbone_weights=None,
     activation=None,
@@ -163,7 +165,8 @@ def lpsnet(
         ppm: pyramid pooling module on the top backbone level.
         backbone_kwargs: extra keyword arguments of the backbone, e.g.
             {"alpha": 0.35} for MobileNets.
-        synchronized_bn: synchronized batch norm under tf.distribute.
+        norm: the model's `BatchNormSettings` (or a dict of its fields;
+            None: the defaults), which makes every BatchNormalization layer.
         weights: None or the path of a full-model weights file.
         backbone_weights: None, "imagenet" or a backbone weights file.
         activation: None for semantic logits, or e.g. "softmax".
@@ -182,8 +185,8 @@ def lpsnet(
         >>> model = lpsnet(7, backbone="mobilenetv2", thing_classes=(4, 5, 6))
         >>> outputs = model(images)  # dict of four tensors
     """
-    input_shape = check_builder_arguments(
-        num_classes, input_shape, backbone, backbone_weights=backbone_weights
+    input_shape, norm = check_builder_arguments(
+        num_classes, input_shape, backbone=backbone, backbone_weights=backbone_weights, norm=norm,
     )
     check_positive_int("fpn_filters", fpn_filters)
     check_positive_int("semantic_filters", semantic_filters)
@@ -193,10 +196,10 @@ def lpsnet(
     # === Backbone and FPN ===
     inputs, features = image_and_features(
         input_shape, backbone, backbone_weights=backbone_weights,
-        synchronized_bn=synchronized_bn, backbone_kwargs=backbone_kwargs,
+        norm=norm, backbone_kwargs=backbone_kwargs,
     )
     pyramid = feature_pyramid(features, fpn_filters, top_level=max(BOX_LEVELS), ppm=ppm,
-                              synchronized_bn=synchronized_bn)
+                              norm=norm)
 
     # === Box head (P3-P7) ===
     outputs = _box_head(pyramid, len(thing_classes), fpn_filters, head_convs)
@@ -205,7 +208,7 @@ def lpsnet(
     branches = []
     for level in SEMANTIC_LEVELS:
         x = conv_bn_relu(pyramid[f"P{level}"], semantic_filters, 3, name=f"semantic_p{level}_conv",
-                         synchronized_bn=synchronized_bn)
+                         norm=norm)
         if level != SEMANTIC_LEVELS[0]:
             x = ResizeLike(name=f"semantic_p{level}_upsample")([x, pyramid["P2"]])
         branches.append(x)
@@ -215,5 +218,5 @@ def lpsnet(
     semantic = output_layer(x, activation)
 
     outputs = {"semantic": semantic, **outputs}
-    model = keras.Model(inputs, outputs, name=name or f"lpsnet_{backbone}")
+    model = keras.Model(inputs, outputs, name=name or f"lpsnet_{backbone_name(backbone)}")
     return load_model_weights(model, weights)

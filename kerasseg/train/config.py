@@ -55,23 +55,22 @@ SCHEDULES = ("poly", "step")
 class ModelConfig:
     """`name`: a kerasseg builder (`kerasseg.models.MODELS`) or
     "package.module:function"; `args`: its keyword arguments. `bn_momentum`
-    overrides the momentum of every BatchNormalization layer (None keeps the
-    builder's): the 0.999 of `keras.applications` backbones, right for
-    fine-tuning, leaves the moving statistics near their initial values for
-    the first thousand steps of a short run from scratch, so validation would
-    score a broken model; 0.9 suits such runs.
+    sets the momentum of every BatchNormalization layer, in the builder's
+    `norm` (`kerasseg.layers.BatchNormSettings`; None keeps its default,
+    0.99): a slow average leaves the moving statistics near their initial
+    values for the first hundreds of steps of a short run from scratch, so
+    validation would score a broken model; 0.9 suits such runs.
 
     The default model (the one `kerasseg quickstart` trains) is a DeepLabv3+
     MobileNetV2 at width 0.35 whose ASPP reads the last block (112 channels,
     as in the reference implementation's MobileNetV2 models) instead of the
     1280-channel last conv, with separable ASPP branches and plain 3x3
     decoder convolutions (`separable="aspp"`): XNNPACK runs int8 depthwise
-    convolutions on CPUs no faster than float, plain ones 2.5-4.6x faster.
-    Against the all-separable model on the 1280 channels it has 0.41M
-    parameters instead of 0.91M, scores 0.542 validation mIoU in the
-    quickstart instead of 0.506, runs int8 about as fast, and int8 runs it
-    2.4x (128x128) to 2.65x (512x512) faster than fp32 on one thread instead
-    of 1.7-2.0x (`benchmarks/export.py --quickstart-model`)."""
+    convolutions on CPUs no faster than float, plain ones several times
+    faster. Against the all-separable model on the 1280 channels it is half
+    the size, more accurate in the quickstart and gains more from int8: the
+    measured figures are in the README ("int8 speed", and the Benchmarks
+    table, `benchmarks/export.py --quickstart-model`)."""
 
     name: str = "deeplabv3plus"
     args: dict = dataclasses.field(
