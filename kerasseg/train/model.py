@@ -98,9 +98,9 @@ def recompute_batch_norm(model, images, batch_size=16):
     of its batch statistics over `images` ("precise BN").
 
     A short training run leaves the moving averages far from the data, so
-    the inference-mode model would be much worse than the training loss says. Running the model in training
-    mode with momentum 1 - 1/k on the k-th batch averages the batches exactly;
-    no weight changes.
+    the inference-mode model would be much worse than the training loss
+    says. Running the model in training mode with momentum 1 - 1/k on the
+    k-th batch averages the batches exactly; no weight changes.
 
     Args:
         model: a Keras model.
