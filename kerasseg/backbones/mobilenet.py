@@ -29,7 +29,6 @@ def _make_divisible(value, divisor=8):
     return rounded + divisor if rounded < 0.9 * value else rounded
 
 
-
 def _check_alpha(alpha):
     check_number("alpha", alpha, 0, low_open=True)
 

@@ -17,7 +17,6 @@ _APPLICATIONS = {50: "ResNet50", 101: "ResNet101"}
 _EPSILON = 1.001e-5
 
 
-
 def _bottleneck(x, filters, stride, dilation, shortcut_conv, name, norm):
     """Keras' ResNet v1 bottleneck: the stride sits in the first 1x1 conv."""
     if shortcut_conv:

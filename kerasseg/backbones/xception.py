@@ -21,7 +21,6 @@ _EPSILON = 1e-3
 _MIDDLE_BLOCKS = 16
 
 
-
 def _pad_if_strided(x, strides, name):
     if strides == 1:
         return x, "same"

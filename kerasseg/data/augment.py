@@ -204,7 +204,7 @@ def _place(layers, size, offset):
 
 
 def copy_paste(image, mask, donor_image, donor_mask, seed, probability=0.5, min_scale=0.5,
-               max_scale=1.0, paste_class=1, feather=1.0, bottom=True):
+               max_scale=1.0, *, paste_class=1, feather=1.0, bottom=True):
     """Paste the `paste_class` pixels of a donor example (a person) onto `image`.
 
     With probability `probability`, the donor is flipped at random, scaled so
@@ -290,7 +290,7 @@ def copy_paste_dataset(dataset, seed=0, probability=0.5, min_scale=0.5, max_scal
     def paste(example, donor, example_seed):
         return copy_paste(tf.cast(example[0], tf.float32), tf.cast(example[1], tf.int32),
                           donor[0], tf.cast(donor[1], tf.int32), example_seed, probability,
-                          min_scale, max_scale, paste_class, bottom=bottom)
+                          min_scale, max_scale, paste_class=paste_class, bottom=bottom)
 
     return pairs.map(paste, num_parallel_calls=tf.data.AUTOTUNE)
 

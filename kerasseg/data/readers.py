@@ -617,7 +617,7 @@ def camvid_dataset(root, split="train", shuffle_files=False, seed=None):
     return _dataset("camvid", root, split, shuffle_files, seed)
 
 
-def binary_mask_dataset(root, split=None, image_dir="images", mask_dir="masks",
+def binary_mask_dataset(root, split=None, *, image_dir="images", mask_dir="masks",
                         split_numbers=None, foreground_value=None, aspect_tolerance=0.02,
                         shuffle_files=False, seed=None):
     """Images and binary masks in two folders: labels 0 (background) and 1 (foreground).
