@@ -111,8 +111,9 @@ def deeplabv3(
         separable: depthwise-separable ASPP convolutions.
         dropout: dropout rate after the ASPP projection.
         backbone_kwargs: extra backbone arguments, e.g. {"alpha": 0.5}.
-        norm: the model's `BatchNormSettings` (or a dict of its fields;
-            None: the defaults), which makes every BatchNormalization layer.
+        norm: the model's `BatchNormSettings`, which makes every
+            BatchNormalization layer (a dict of its fields; None for
+            `BatchNormSettings()`).
         weights: None or the path of a full-model weights file.
         backbone_weights: None, "imagenet" or the path of a backbone weights
             file.
@@ -200,8 +201,9 @@ def deeplabv3plus(
         decoder_filters: channels of the two decoder convolutions.
         dropout: dropout rate after the ASPP projection.
         backbone_kwargs: extra backbone arguments, e.g. {"alpha": 0.5}.
-        norm: the model's `BatchNormSettings` (or a dict of its fields;
-            None: the defaults), which makes every BatchNormalization layer.
+        norm: the model's `BatchNormSettings`, which makes every
+            BatchNormalization layer (a dict of its fields; None for
+            `BatchNormSettings()`).
         weights: None or the path of a full-model weights file.
         backbone_weights: None, "imagenet" or the path of a backbone weights
             file (Xception-65 has no Keras ImageNet weights).

@@ -135,8 +135,9 @@ def _docstring(stride):
         trainable_upsampling: False freezes the upsampling at bilinear.
         backbone_kwargs: extra backbone arguments, e.g. {{"alpha": 0.35}} for
             MobileNetV2.
-        norm: the model's `BatchNormSettings` (or a dict of its fields;
-            None: the defaults), which makes every BatchNormalization layer.
+        norm: the model's `BatchNormSettings`, which makes every
+            BatchNormalization layer (a dict of its fields; None for
+            `BatchNormSettings()`).
         weights: None or the path of a full-model weights file.
         backbone_weights: None, "imagenet" or the path of a
             `keras.applications` weights file for the backbone. With VGG16,

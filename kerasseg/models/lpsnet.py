@@ -165,8 +165,9 @@ def lpsnet(
         ppm: pyramid pooling module on the top backbone level.
         backbone_kwargs: extra keyword arguments of the backbone, e.g.
             {"alpha": 0.35} for MobileNets.
-        norm: the model's `BatchNormSettings` (or a dict of its fields;
-            None: the defaults), which makes every BatchNormalization layer.
+        norm: the model's `BatchNormSettings`, which makes every
+            BatchNormalization layer (a dict of its fields; None for
+            `BatchNormSettings()`).
         weights: None or the path of a full-model weights file.
         backbone_weights: None, "imagenet" or a backbone weights file.
         activation: None for semantic logits, or e.g. "softmax".

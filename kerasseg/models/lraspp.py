@@ -60,8 +60,9 @@ def lraspp(
         head_filters: Channels of the R-ASPP branch.
         backbone_kwargs: Extra keyword arguments for the backbone function
             (for instance the MobileNet width multiplier `alpha`).
-        norm: the model's `BatchNormSettings` (or a dict of its fields;
-            None: the defaults), which makes every BatchNormalization layer.
+        norm: the model's `BatchNormSettings`, which makes every
+            BatchNormalization layer (a dict of its fields; None for
+            `BatchNormSettings()`).
         weights: Path of a full-model weights file to load, or None.
         backbone_weights: None, "imagenet" or a path, passed to the backbone.
         activation: None for logits, or an activation for the output

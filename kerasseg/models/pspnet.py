@@ -72,8 +72,9 @@ def pspnet(
         aux_filters: channels of the auxiliary head's 3x3 conv.
         backbone_kwargs: extra backbone arguments, e.g. {"alpha": 0.5} for
             MobileNets or {"multi_grid": (1, 2, 4)} for ResNets.
-        norm: the model's `BatchNormSettings` (or a dict of its fields;
-            None: the defaults), which makes every BatchNormalization layer.
+        norm: the model's `BatchNormSettings`, which makes every
+            BatchNormalization layer (a dict of its fields; None for
+            `BatchNormSettings()`).
         weights: None or the path of a full-model weights file.
         backbone_weights: None, "imagenet" or the path of a backbone weights
             file.

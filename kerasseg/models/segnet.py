@@ -54,8 +54,9 @@ def segnet(
             encoder SegNet defines.
         base_filters: width of the first block (64 in the paper); the others
             are 2x, 4x, 8x and 8x. ImageNet weights need 64.
-        norm: the model's `BatchNormSettings` (or a dict of its fields;
-            None: the defaults), which makes every BatchNormalization layer.
+        norm: the model's `BatchNormSettings`, which makes every
+            BatchNormalization layer (a dict of its fields; None for
+            `BatchNormSettings()`).
         index_dropout: in training only, the share of pooling indices replaced
             by a random position in their 2x2 window (0 in the paper). A
             model for int8 inference wants about 0.5: 8-bit activations move

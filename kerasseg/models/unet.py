@@ -96,8 +96,8 @@ def unet(
             unpadded convolutions; output smaller than the input).
         batch_norm: add batch normalisation after every convolution (not in
             the paper).
-        norm: the `BatchNormSettings` (or a dict of its fields; None: the
-            defaults) of those layers, with `batch_norm`.
+        norm: the `BatchNormSettings` of those layers, with `batch_norm` (a
+            dict of its fields; None for `BatchNormSettings()`).
         dropout: dropout rate at the end of the contracting path, as in the
             paper.
         weights: None or the path of a full-model weights file.
