@@ -24,6 +24,7 @@ import keras
 import tensorflow as tf
 
 from kerasseg.data.labels import IGNORE_LABEL
+from kerasseg.utils import check_choice, check_number, check_positive_int, check_type
 
 # Probabilities are clipped to [eps, 1 - eps] before their logarithm, as Keras does.
 _EPSILON = 1e-7
@@ -54,7 +55,7 @@ def prepare_targets(y_true, y_pred, ignore_label, name):
     """
     logits = tf.cast(y_pred, tf.float32)
     if logits.shape[-1] == 1:
-        foreground = tf.clip_by_value(logits, _EPSILON, 1.0 - _EPSILON)
+        foreground = tf.clip_by_value(_checked_probability(logits, name), _EPSILON, 1.0 - _EPSILON)
         logits = tf.math.log(tf.concat([1.0 - foreground, foreground], axis=-1))
     labels = tf.convert_to_tensor(y_true)
     if labels.shape.rank == 4:
@@ -72,6 +73,18 @@ def prepare_targets(y_true, y_pred, ignore_label, name):
     check_labels(labels, num_classes, ignore_label, name)
     valid = (labels >= 0) & (labels < num_classes)
     return tf.where(valid, labels, 0), logits, valid
+
+
+def _checked_probability(y_pred, name):
+    """`y_pred`, asserted to hold probabilities: a one-channel model must end
+    in a sigmoid, or the loss would clip its logits and learn nothing useful."""
+    inside = tf.reduce_all((y_pred >= 0.0) & (y_pred <= 1.0))
+    assertion = tf.debugging.Assert(inside, [
+        f"{name}: a one-channel prediction must be a foreground probability in [0, 1] (a "
+        "model ending in a sigmoid activation), not logits; it holds values from/to:",
+        tf.reduce_min(y_pred), tf.reduce_max(y_pred)])
+    with tf.control_dependencies([assertion]):
+        return tf.identity(y_pred)
 
 
 def check_labels(labels, num_classes, ignore_label, name):
@@ -125,12 +138,11 @@ def _batch_weighted_mean(values, weights):
 def _check_class_weights(class_weights):
     if class_weights is None:
         return None
-    weights = [float(w) for w in class_weights]
-    if any(w < 0 for w in weights):
-        raise ValueError(
-            f"`class_weights` must be non-negative. Received: class_weights={class_weights!r}"
-        )
-    return weights
+    try:
+        return [float(check_number("class_weights", w, 0)) for w in class_weights]
+    except (TypeError, ValueError):
+        raise ValueError("`class_weights` must be a list of non-negative numbers, one per "
+                         f"class. Received: class_weights={class_weights!r}") from None
 
 
 class _SegmentationLoss(keras.losses.Loss):
@@ -217,17 +229,8 @@ class BoundaryCrossEntropy(_SegmentationLoss):
                  class_weights=None, name="boundary_cross_entropy",
                  reduction="sum_over_batch_size", dtype=None):
         super().__init__(ignore_label, class_weights, name, reduction, dtype)
-        if boundary_weight < 0:
-            raise ValueError(
-                f"`boundary_weight` must be >= 0. Received: boundary_weight={boundary_weight}"
-            )
-        if not isinstance(boundary_width, int) or boundary_width < 1:
-            raise ValueError(
-                f"`boundary_width` must be an integer >= 1. Received: "
-                f"boundary_width={boundary_width!r}"
-            )
-        self.boundary_weight = float(boundary_weight)
-        self.boundary_width = boundary_width
+        self.boundary_weight = float(check_number("boundary_weight", boundary_weight, 0))
+        self.boundary_width = int(check_positive_int("boundary_width", boundary_width))
 
     def call(self, y_true, y_pred):
         labels, logits, valid, weights = self._prepare(y_true, y_pred)
@@ -258,9 +261,7 @@ class FocalLoss(_SegmentationLoss):
     def __init__(self, gamma=2.0, ignore_label=IGNORE_LABEL, class_weights=None, name="focal_loss",
                  reduction="sum_over_batch_size", dtype=None):
         super().__init__(ignore_label, class_weights, name, reduction, dtype)
-        if gamma < 0:
-            raise ValueError(f"`gamma` must be >= 0. Received: gamma={gamma}")
-        self.gamma = float(gamma)
+        self.gamma = float(check_number("gamma", gamma, 0))
 
     def call(self, y_true, y_pred):
         labels, logits, _, weights = self._prepare(y_true, y_pred)
@@ -294,12 +295,10 @@ class OHEMCrossEntropy(_SegmentationLoss):
     def __init__(self, threshold=0.7, min_kept=256, ignore_label=IGNORE_LABEL, class_weights=None,
                  name="ohem_cross_entropy", reduction="sum_over_batch_size", dtype=None):
         super().__init__(ignore_label, class_weights, name, reduction, dtype)
-        if threshold is not None and not 0.0 < threshold <= 1.0:
-            raise ValueError(f"`threshold` must be in (0, 1] or None. Received: {threshold=}")
-        if not isinstance(min_kept, int) or min_kept < 1:
-            raise ValueError(f"`min_kept` must be an integer >= 1. Received: {min_kept=}")
-        self.threshold = None if threshold is None else float(threshold)
-        self.min_kept = min_kept
+        if threshold is not None:
+            threshold = float(check_number("threshold", threshold, 0, 1, low_open=True))
+        self.threshold = threshold
+        self.min_kept = int(check_positive_int("min_kept", min_kept))
 
     def call(self, y_true, y_pred):
         labels, logits, valid, weights = self._prepare(y_true, y_pred)
@@ -314,12 +313,6 @@ class OHEMCrossEntropy(_SegmentationLoss):
 
     def get_config(self):
         return {**super().get_config(), "threshold": self.threshold, "min_kept": self.min_kept}
-
-
-def _check_per_image(per_image):
-    if not isinstance(per_image, bool):
-        raise ValueError(f"`per_image` must be True or False. Received: {per_image=}")
-    return per_image
 
 
 @keras.saving.register_keras_serializable(package="kerasseg")
@@ -344,10 +337,8 @@ class SoftDiceLoss(_SegmentationLoss):
     def __init__(self, smooth=1.0, per_image=False, ignore_label=IGNORE_LABEL, class_weights=None,
                  name="soft_dice_loss", reduction="sum_over_batch_size", dtype=None):
         super().__init__(ignore_label, class_weights, name, reduction, dtype)
-        if smooth < 0:
-            raise ValueError(f"`smooth` must be >= 0. Received: {smooth=}")
-        self.smooth = float(smooth)
-        self.per_image = _check_per_image(per_image)
+        self.smooth = float(check_number("smooth", smooth, 0))
+        self.per_image = check_type("per_image", per_image, bool)
 
     def call(self, y_true, y_pred):
         labels, logits, valid, _ = self._prepare(y_true, y_pred)
@@ -413,12 +404,8 @@ class LovaszSoftmaxLoss(_SegmentationLoss):
     def __init__(self, classes="present", per_image=False, ignore_label=IGNORE_LABEL,
                  name="lovasz_softmax_loss", reduction="sum_over_batch_size", dtype=None):
         super().__init__(ignore_label, None, name, reduction, dtype)
-        if classes not in ("present", "all"):
-            raise ValueError(
-                f"`classes` must be one of 'present', 'all'. Received: classes={classes!r}"
-            )
-        self.classes = classes
-        self.per_image = _check_per_image(per_image)
+        self.classes = check_choice("classes", classes, ("present", "all"))
+        self.per_image = check_type("per_image", per_image, bool)
 
     def call(self, y_true, y_pred):
         labels, logits, valid, _ = self._prepare(y_true, y_pred)

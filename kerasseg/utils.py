@@ -29,8 +29,8 @@ def check_choice(argument, value, choices):
 
 
 def check_positive_int(argument, value, minimum=1):
-    """Raise ValueError unless `value` is an int >= `minimum`."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+    """Raise ValueError unless `value` is an integer (Python's or NumPy's) >= `minimum`."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
         raise ValueError(
             f"`{argument}` must be an integer >= {minimum}. Received: {argument}={value!r}"
         )

@@ -321,3 +321,35 @@ def test_one_channel_probabilities_are_binary_cross_entropy(class_weights):
     labels[1, 0, 0] = 2  # only 0, 1 and the ignore label exist for a binary mask
     with pytest.raises(tf.errors.InvalidArgumentError, match=r"\[0, 2\)"):
         _loss(loss, labels, probabilities)
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda: losses.BoundaryCrossEntropy(boundary_weight="a"), "`boundary_weight` must be a num"),
+    (lambda: losses.BoundaryCrossEntropy(boundary_width=True), "`boundary_width` must be an int"),
+    (lambda: losses.BoundaryCrossEntropy(boundary_width=1.5), "`boundary_width` must be an int"),
+    (lambda: losses.FocalLoss(gamma=None), "`gamma` must be a number"),
+    (lambda: losses.OHEMCrossEntropy(min_kept=True), "`min_kept` must be an integer"),
+    (lambda: losses.OHEMCrossEntropy(threshold="0.7"), "`threshold` must be a number"),
+    (lambda: losses.SoftDiceLoss(smooth="1"), "`smooth` must be a number"),
+    (lambda: losses.SoftDiceLoss(per_image=1), "`per_image` must be of type bool"),
+    (lambda: losses.PixelCrossEntropy(class_weights=["a", 1.0]), "`class_weights` must be a list"),
+])
+def test_bad_argument_types_get_a_value_error_naming_the_argument(make, message):
+    with pytest.raises(ValueError, match=message):
+        make()
+
+
+def test_one_channel_logits_are_refused_with_a_clear_error():
+    # A one-channel model must end in a sigmoid: its output is read as a probability.
+    inputs = keras.Input((8, 8, 3))
+    logits = keras.layers.Conv2D(1, 1, kernel_initializer="ones", name="logits")(inputs)
+    model = keras.Model(inputs, logits)
+    model.compile("sgd", loss=losses.PixelCrossEntropy())
+    images = np.full((2, 8, 8, 3), 5.0, np.float32)
+    masks = np.ones((2, 8, 8), np.int32)
+    with pytest.raises(tf.errors.InvalidArgumentError,
+                       match="probability in .0, 1. .a model ending in a sigmoid"):
+        model.fit(images, masks, epochs=1, verbose=0)
+    probabilities = keras.Model(inputs, keras.layers.Activation("sigmoid")(logits))
+    probabilities.compile("sgd", loss=losses.PixelCrossEntropy())
+    assert np.isfinite(probabilities.fit(images, masks, epochs=1, verbose=0).history["loss"][0])

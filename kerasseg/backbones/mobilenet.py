@@ -19,8 +19,8 @@ import keras
 
 from kerasseg.backbones.strides import Strider
 from kerasseg.backbones.weights import load_application_weights
-from kerasseg.layers import Preprocess
-from kerasseg.utils import check_positive_int
+from kerasseg.layers import DEFAULT_NORM, Preprocess
+from kerasseg.utils import check_number, check_positive_int
 
 
 def _make_divisible(value, divisor=8):
@@ -29,15 +29,8 @@ def _make_divisible(value, divisor=8):
     return rounded + divisor if rounded < 0.9 * value else rounded
 
 
-def _batch_norm(x, name, synchronized_bn):
-    return keras.layers.BatchNormalization(
-        epsilon=1e-3, momentum=0.999, synchronized=synchronized_bn, name=name
-    )(x)
-
-
 def _check_alpha(alpha):
-    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or alpha <= 0:
-        raise ValueError(f"`alpha` must be a number > 0. Received: alpha={alpha!r}")
+    check_number("alpha", alpha, 0, low_open=True)
 
 
 # === MobileNetV2 ===
@@ -55,7 +48,7 @@ _V2_BLOCKS = (
 
 
 def mobilenetv2(
-    inputs, output_stride=32, weights=None, synchronized_bn=False, alpha=1.0,
+    inputs, output_stride=32, weights=None, norm=DEFAULT_NORM, alpha=1.0,
     include_last_conv=True, divisible_by=8,
 ):
     """MobileNetV2 features by level, with `keras.applications.MobileNetV2` names.
@@ -71,7 +64,7 @@ def mobilenetv2(
         output_stride: 8, 16 or 32.
         weights: None, "imagenet" or the path of a `keras.applications.MobileNetV2`
             weights file built with the same `alpha`.
-        synchronized_bn: use synchronized batch normalisation.
+        norm: the `BatchNormSettings` of every BatchNormalization layer.
         alpha: width multiplier (ImageNet weights exist for 0.35, 0.5, 0.75,
             1.0, 1.3 and 1.4).
         include_last_conv: keep the application's last 1x1 conv (`Conv_1`);
@@ -94,7 +87,7 @@ def mobilenetv2(
         _make_divisible(32 * alpha, divisible_by), 3, strides=strides, padding="same",
         use_bias=False, name="Conv1",
     )(x)
-    x = _batch_norm(x, "bn_Conv1", synchronized_bn)
+    x = norm(x, "bn_Conv1")
     x = keras.layers.ReLU(6.0, name="Conv1_relu")(x)
 
     level = 1
@@ -107,7 +100,7 @@ def mobilenetv2(
             x = keras.layers.Conv2D(
                 expansion * in_channels, 1, use_bias=False, name=f"{prefix}expand"
             )(x)
-            x = _batch_norm(x, f"{prefix}expand_BN", synchronized_bn)
+            x = norm(x, f"{prefix}expand_BN")
             x = keras.layers.ReLU(6.0, name=f"{prefix}expand_relu")(x)
         if stride == 2:
             features[f"P{level}"] = x
@@ -117,10 +110,10 @@ def mobilenetv2(
             3, strides=strides, dilation_rate=dilation, padding="same", use_bias=False,
             name=f"{prefix}depthwise",
         )(x)
-        x = _batch_norm(x, f"{prefix}depthwise_BN", synchronized_bn)
+        x = norm(x, f"{prefix}depthwise_BN")
         x = keras.layers.ReLU(6.0, name=f"{prefix}depthwise_relu")(x)
         x = keras.layers.Conv2D(out_channels, 1, use_bias=False, name=f"{prefix}project")(x)
-        x = _batch_norm(x, f"{prefix}project_BN", synchronized_bn)
+        x = norm(x, f"{prefix}project_BN")
         if in_channels == out_channels and stride == 1:
             x = keras.layers.Add(name=f"{prefix}add")([shortcut, x])
 
@@ -128,7 +121,7 @@ def mobilenetv2(
     last_filters = _make_divisible(1280 * alpha) if alpha > 1.0 else 1280
     last = x
     x = keras.layers.Conv2D(last_filters, 1, use_bias=False, name="Conv_1")(x)
-    x = _batch_norm(x, "Conv_1_bn", synchronized_bn)
+    x = norm(x, "Conv_1_bn")
     x = keras.layers.ReLU(6.0, name="out_relu")(x)
 
     if weights is not None:
@@ -197,7 +190,7 @@ def _squeeze_excite(x, filters, prefix):
 
 
 def _mobilenetv3(
-    blocks, application, inputs, output_stride, weights, synchronized_bn, alpha, minimalistic
+    blocks, application, inputs, output_stride, weights, norm, alpha, minimalistic
 ):
     _check_alpha(alpha)
     strider = Strider(output_stride)
@@ -205,7 +198,7 @@ def _mobilenetv3(
     x = Preprocess("tf", name="preprocess")(inputs)
     strides, _ = strider.step(2)
     x = keras.layers.Conv2D(16, 3, strides=strides, padding="same", use_bias=False, name="conv")(x)
-    x = _batch_norm(x, "conv_bn", synchronized_bn)
+    x = norm(x, "conv_bn")
     x = _activation(x, not minimalistic, "conv_activation")
 
     level = 1
@@ -221,7 +214,7 @@ def _mobilenetv3(
                 _make_divisible(in_channels * expansion), 1, use_bias=False,
                 name=f"{prefix}expand",
             )(x)
-            x = _batch_norm(x, f"{prefix}expand_bn", synchronized_bn)
+            x = norm(x, f"{prefix}expand_bn")
             x = _activation(x, swish, f"{prefix}expand_activation")
         if stride == 2:
             features[f"P{level}"] = x
@@ -231,19 +224,19 @@ def _mobilenetv3(
             kernel, strides=strides, dilation_rate=dilation, padding="same", use_bias=False,
             name=f"{prefix}depthwise",
         )(x)
-        x = _batch_norm(x, f"{prefix}depthwise_bn", synchronized_bn)
+        x = norm(x, f"{prefix}depthwise_bn")
         x = _activation(x, swish, f"{prefix}depthwise_activation")
         if se:
             x = _squeeze_excite(x, _make_divisible(in_channels * expansion), prefix)
         x = keras.layers.Conv2D(out_channels, 1, use_bias=False, name=f"{prefix}project")(x)
-        x = _batch_norm(x, f"{prefix}project_bn", synchronized_bn)
+        x = norm(x, f"{prefix}project_bn")
         if stride == 1 and in_channels == out_channels:
             x = keras.layers.Add(name=f"{prefix}add")([shortcut, x])
 
     x = keras.layers.Conv2D(
         _make_divisible(x.shape[-1] * 6), 1, use_bias=False, name="conv_1"
     )(x)
-    x = _batch_norm(x, "conv_1_bn", synchronized_bn)
+    x = norm(x, "conv_1_bn")
     features["P5"] = _activation(x, not minimalistic, "conv_1_activation")
 
     if weights is not None:
@@ -254,7 +247,7 @@ def _mobilenetv3(
 
 
 def mobilenetv3small(
-    inputs, output_stride=32, weights=None, synchronized_bn=False, alpha=1.0, minimalistic=False
+    inputs, output_stride=32, weights=None, norm=DEFAULT_NORM, alpha=1.0, minimalistic=False
 ):
     """MobileNetV3-Small features by level, with `keras.applications` names.
 
@@ -271,7 +264,7 @@ def mobilenetv3small(
         weights: None, "imagenet" or the path of a
             `keras.applications.MobileNetV3Small` weights file built with the
             same `alpha` and `minimalistic`.
-        synchronized_bn: use synchronized batch normalisation.
+        norm: the `BatchNormSettings` of every BatchNormalization layer.
         alpha: width multiplier (ImageNet weights: 0.75 and 1.0).
         minimalistic: 3x3 kernels, ReLU and no squeeze-and-excite.
 
@@ -280,12 +273,12 @@ def mobilenetv3small(
     """
     return _mobilenetv3(
         _V3_SMALL, keras.applications.MobileNetV3Small, inputs, output_stride, weights,
-        synchronized_bn, alpha, minimalistic,
+        norm, alpha, minimalistic,
     )
 
 
 def mobilenetv3large(
-    inputs, output_stride=32, weights=None, synchronized_bn=False, alpha=1.0, minimalistic=False
+    inputs, output_stride=32, weights=None, norm=DEFAULT_NORM, alpha=1.0, minimalistic=False
 ):
     """MobileNetV3-Large features by level, with `keras.applications` names.
 
@@ -298,5 +291,5 @@ def mobilenetv3large(
     """
     return _mobilenetv3(
         _V3_LARGE, keras.applications.MobileNetV3Large, inputs, output_stride, weights,
-        synchronized_bn, alpha, minimalistic,
+        norm, alpha, minimalistic,
     )

@@ -19,9 +19,9 @@ Layer names follow the reference's scopes with "/" as "_"
 
 import keras
 
-from kerasseg.backbones.mobilenet import _batch_norm, _check_alpha, _make_divisible
+from kerasseg.backbones.mobilenet import _check_alpha, _make_divisible
 from kerasseg.backbones.strides import Strider
-from kerasseg.layers import Preprocess
+from kerasseg.layers import DEFAULT_NORM, Preprocess
 
 # (fused, expansion, filters, kernel, stride, residual) per block 0..21.
 _BLOCKS = (
@@ -40,16 +40,16 @@ _BLOCKS = (
 )
 
 
-def _conv_bn(x, filters, kernel, name, synchronized_bn, strides=1, relu=True):
+def _conv_bn(x, filters, kernel, name, norm, strides=1, relu=True):
     x = keras.layers.Conv2D(
         filters, kernel, strides=strides, padding="same", use_bias=False, name=name
     )(x)
-    x = _batch_norm(x, f"{name}_bn", synchronized_bn)
+    x = norm(x, f"{name}_bn")
     return keras.layers.ReLU(name=f"{name}_relu")(x) if relu else x
 
 
 def mobilenet_edgetpu(
-    inputs, output_stride=32, weights=None, synchronized_bn=False, alpha=0.75,
+    inputs, output_stride=32, weights=None, norm=DEFAULT_NORM, alpha=0.75,
 ):
     """MobileNet-EdgeTPU features by level.
 
@@ -64,7 +64,7 @@ def mobilenet_edgetpu(
         weights: None; trained weights come from a preset
             (`kerasseg.pretrained`), e.g. the builder's
             `weights="cityscapes"`.
-        synchronized_bn: use synchronized batch normalisation.
+        norm: the model's `kerasseg.layers.BatchNormSettings`.
         alpha: width multiplier; 0.75 is the Coral Cityscapes file's
             ("slim") width, 1.0 the paper's.
 
@@ -81,7 +81,7 @@ def mobilenet_edgetpu(
     features = {}
     x = Preprocess("tf", name="preprocess")(inputs)
     strides, _ = strider.step(2)
-    x = _conv_bn(x, _make_divisible(32 * alpha), 3, "Conv", synchronized_bn, strides=strides)
+    x = _conv_bn(x, _make_divisible(32 * alpha), 3, "Conv", norm, strides=strides)
 
     level = 1
     for block_id, (fused, expansion, filters, kernel, stride, residual) in enumerate(_BLOCKS):
@@ -98,26 +98,25 @@ def mobilenet_edgetpu(
                 inner, kernel, strides=strides, dilation_rate=dilation, padding="same",
                 use_bias=False, name=f"{prefix}_expand",
             )(x)
-            x = _batch_norm(x, f"{prefix}_expand_bn", synchronized_bn)
+            x = norm(x, f"{prefix}_expand_bn")
             x = keras.layers.ReLU(name=f"{prefix}_expand_relu")(x)
         elif not fused:
-            x = _conv_bn(x, inner, 1, f"{prefix}_expand", synchronized_bn)
+            x = _conv_bn(x, inner, 1, f"{prefix}_expand", norm)
             if stride == 2:
                 features[f"P{level}"] = x
             x = keras.layers.DepthwiseConv2D(
                 kernel, strides=strides, dilation_rate=dilation, padding="same",
                 use_bias=False, name=f"{prefix}_depthwise",
             )(x)
-            x = _batch_norm(x, f"{prefix}_depthwise_bn", synchronized_bn)
+            x = norm(x, f"{prefix}_depthwise_bn")
             x = keras.layers.ReLU(name=f"{prefix}_depthwise_relu")(x)
         if stride == 2:
             level += 1
         x = _conv_bn(
-            x, _make_divisible(filters * alpha), 1, f"{prefix}_project", synchronized_bn,
-            relu=False,
+            x, _make_divisible(filters * alpha), 1, f"{prefix}_project", norm, relu=False,
         )
         if residual:
             x = keras.layers.Add(name=f"{prefix}_add")([shortcut, x])
 
-    features["P5"] = _conv_bn(x, 1280, 1, "Conv_1", synchronized_bn)
+    features["P5"] = _conv_bn(x, 1280, 1, "Conv_1", norm)
     return features

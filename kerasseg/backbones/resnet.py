@@ -8,7 +8,7 @@ Image Segmentation](https://arxiv.org/abs/1706.05587) (DeepLabv3).
 import keras
 
 from kerasseg.backbones.weights import load_application_weights
-from kerasseg.layers import Preprocess
+from kerasseg.layers import DEFAULT_NORM, Preprocess
 
 # (stage name, bottleneck filters) per stage; blocks per stage depend on depth.
 _STAGES = (("conv2", 64), ("conv3", 128), ("conv4", 256), ("conv5", 512))
@@ -17,34 +17,28 @@ _APPLICATIONS = {50: "ResNet50", 101: "ResNet101"}
 _EPSILON = 1.001e-5
 
 
-def _batch_norm(x, name, synchronized_bn):
-    return keras.layers.BatchNormalization(
-        epsilon=_EPSILON, synchronized=synchronized_bn, name=name
-    )(x)
-
-
-def _bottleneck(x, filters, stride, dilation, shortcut_conv, name, synchronized_bn):
+def _bottleneck(x, filters, stride, dilation, shortcut_conv, name, norm):
     """Keras' ResNet v1 bottleneck: the stride sits in the first 1x1 conv."""
     if shortcut_conv:
         shortcut = keras.layers.Conv2D(4 * filters, 1, strides=stride, name=f"{name}_0_conv")(x)
-        shortcut = _batch_norm(shortcut, f"{name}_0_bn", synchronized_bn)
+        shortcut = norm(shortcut, f"{name}_0_bn", _EPSILON)
     else:
         shortcut = x
     x = keras.layers.Conv2D(filters, 1, strides=stride, name=f"{name}_1_conv")(x)
-    x = _batch_norm(x, f"{name}_1_bn", synchronized_bn)
+    x = norm(x, f"{name}_1_bn", _EPSILON)
     x = keras.layers.Activation("relu", name=f"{name}_1_relu")(x)
     x = keras.layers.Conv2D(
         filters, 3, padding="same", dilation_rate=dilation, name=f"{name}_2_conv"
     )(x)
-    x = _batch_norm(x, f"{name}_2_bn", synchronized_bn)
+    x = norm(x, f"{name}_2_bn", _EPSILON)
     x = keras.layers.Activation("relu", name=f"{name}_2_relu")(x)
     x = keras.layers.Conv2D(4 * filters, 1, name=f"{name}_3_conv")(x)
-    x = _batch_norm(x, f"{name}_3_bn", synchronized_bn)
+    x = norm(x, f"{name}_3_bn", _EPSILON)
     x = keras.layers.Add(name=f"{name}_add")([shortcut, x])
     return keras.layers.Activation("relu", name=f"{name}_out")(x)
 
 
-def _resnet(depth, inputs, output_stride, weights, synchronized_bn, multi_grid):
+def _resnet(depth, inputs, output_stride, weights, norm, multi_grid):
     blocks = _BLOCKS[depth]
     if multi_grid is None:
         multi_grid = (1,) * blocks[-1]
@@ -61,7 +55,7 @@ def _resnet(depth, inputs, output_stride, weights, synchronized_bn, multi_grid):
     x = Preprocess("caffe", name="preprocess")(inputs)
     x = keras.layers.ZeroPadding2D(3, name="conv1_pad")(x)
     x = keras.layers.Conv2D(64, 7, strides=2, name="conv1_conv")(x)
-    x = _batch_norm(x, "conv1_bn", synchronized_bn)
+    x = norm(x, "conv1_bn", _EPSILON)
     x = keras.layers.Activation("relu", name="conv1_relu")(x)
     features = {"P1": x}
     x = keras.layers.ZeroPadding2D(1, name="pool1_pad")(x)
@@ -84,7 +78,7 @@ def _resnet(depth, inputs, output_stride, weights, synchronized_bn, multi_grid):
                 dilation=rate,
                 shortcut_conv=index == 1,
                 name=f"{stage}_block{index}",
-                synchronized_bn=synchronized_bn,
+                norm=norm,
             )
         features[f"P{level}"] = x
 
@@ -94,7 +88,7 @@ def _resnet(depth, inputs, output_stride, weights, synchronized_bn, multi_grid):
     return features
 
 
-def resnet50(inputs, output_stride=32, weights=None, synchronized_bn=False, multi_grid=None):
+def resnet50(inputs, output_stride=32, weights=None, norm=DEFAULT_NORM, multi_grid=None):
     """ResNet-50 features by level, with `keras.applications.ResNet50` names.
 
     Levels: "P1" `conv1_relu`, "P2" `conv2_block3_out`, "P3" `conv3_block4_out`,
@@ -108,21 +102,21 @@ def resnet50(inputs, output_stride=32, weights=None, synchronized_bn=False, mult
         output_stride: 8, 16 or 32.
         weights: None, "imagenet" or the path of a `keras.applications.ResNet50`
             weights file.
-        synchronized_bn: use synchronized batch normalisation.
+        norm: the `BatchNormSettings` of every BatchNormalization layer.
         multi_grid: None or three rates multiplying the dilation of the three
             conv5 blocks, e.g. (1, 2, 4) as in DeepLabv3.
 
     Returns:
         Dict "P1".."P5" of feature tensors.
     """
-    return _resnet(50, inputs, output_stride, weights, synchronized_bn, multi_grid)
+    return _resnet(50, inputs, output_stride, weights, norm, multi_grid)
 
 
-def resnet101(inputs, output_stride=32, weights=None, synchronized_bn=False, multi_grid=None):
+def resnet101(inputs, output_stride=32, weights=None, norm=DEFAULT_NORM, multi_grid=None):
     """ResNet-101 features by level, with `keras.applications.ResNet101` names.
 
     As `resnet50` (the same arguments, levels and dilation), with 23 conv4
     blocks: "P4" is `conv4_block23_out`, and `weights` is None, "imagenet" or
     the path of a `keras.applications.ResNet101` weights file.
     """
-    return _resnet(101, inputs, output_stride, weights, synchronized_bn, multi_grid)
+    return _resnet(101, inputs, output_stride, weights, norm, multi_grid)

@@ -4,7 +4,7 @@ and VGG16-BN, SegNet's encoder (Badrinarayanan et al. 2017)."""
 import keras
 
 from kerasseg.backbones.weights import load_application_weights
-from kerasseg.layers import MaxPoolingWithArgmax2D, Preprocess
+from kerasseg.layers import DEFAULT_NORM, MaxPoolingWithArgmax2D, Preprocess
 from kerasseg.utils import check_positive_int, check_rate
 
 # (number of 3x3 convolutions, filters) per block.
@@ -33,10 +33,10 @@ def _blocks(x, output_stride, conv, pool):
     return features
 
 
-def vgg16(inputs, output_stride=32, weights=None, synchronized_bn=False):
+def vgg16(inputs, output_stride=32, weights=None, norm=DEFAULT_NORM):
     """VGG16 features: "P1".."P5" are the outputs of block1_pool..block5_pool.
 
-    VGG has no batch normalisation, so `synchronized_bn` has no effect. An
+    VGG has no batch normalisation, so `norm` has no effect. An
     `output_stride` below 32 replaces the last pools with stride-1 pooling and
     dilates the following convolutions, as in DeepLab-v1.
     """
@@ -56,19 +56,19 @@ def vgg16(inputs, output_stride=32, weights=None, synchronized_bn=False):
     return features
 
 
-def vgg_bn_conv(x, filters, name, dilation_rate=1, synchronized_bn=False):
+def vgg_bn_conv(x, filters, name, dilation_rate=1, norm=DEFAULT_NORM):
     """VGG16-BN's unit, also SegNet's decoder's: a 3x3 conv that keeps its
     bias (as VGG16's and the Caffe SegNet's, so weights copy 1:1), batch
     norm and ReLU, named `{name}`, `{name}_bn` and `{name}_relu`."""
     x = keras.layers.Conv2D(
         filters, 3, padding="same", dilation_rate=dilation_rate, name=name
     )(x)
-    x = keras.layers.BatchNormalization(synchronized=synchronized_bn, name=f"{name}_bn")(x)
+    x = norm(x, f"{name}_bn")
     return keras.layers.ReLU(name=f"{name}_relu")(x)
 
 
 def vgg16_bn(
-    inputs, output_stride=32, weights=None, synchronized_bn=False, base_filters=64,
+    inputs, output_stride=32, weights=None, norm=DEFAULT_NORM, base_filters=64,
     index_dropout=0.0,
 ):
     """VGG16 with batch norm after every convolution: SegNet's encoder.
@@ -88,7 +88,7 @@ def vgg16_bn(
         output_stride: 8, 16 or 32.
         weights: None, "imagenet" or the path of a `keras.applications.VGG16`
             weights file, for the convolutions; needs `base_filters=64`.
-        synchronized_bn: use synchronized batch normalisation.
+        norm: the `BatchNormSettings` of every BatchNormalization layer.
         base_filters: width of the first block (64 in VGG16); the others are
             2x, 4x, 8x and 8x.
         index_dropout: in training only, the share of pooling indices
@@ -107,7 +107,7 @@ def vgg16_bn(
         )
 
     def conv(x, filters, dilation, name):
-        return vgg_bn_conv(x, filters * base_filters // 64, name, dilation, synchronized_bn)
+        return vgg_bn_conv(x, filters * base_filters // 64, name, dilation, norm)
 
     def pool(x, name):
         return MaxPoolingWithArgmax2D(index_dropout, name=name)(x)[0]

@@ -15,16 +15,10 @@ import keras
 
 from kerasseg.backbones.strides import Strider
 from kerasseg.backbones.weights import check_backbone_weights
-from kerasseg.layers import Preprocess
+from kerasseg.layers import DEFAULT_NORM, Preprocess
 
 _EPSILON = 1e-3
 _MIDDLE_BLOCKS = 16
-
-
-def _batch_norm(x, name, synchronized_bn):
-    return keras.layers.BatchNormalization(
-        epsilon=_EPSILON, synchronized=synchronized_bn, name=name
-    )(x)
 
 
 def _pad_if_strided(x, strides, name):
@@ -33,32 +27,32 @@ def _pad_if_strided(x, strides, name):
     return keras.layers.ZeroPadding2D(1, name=f"{name}_pad")(x), "valid"
 
 
-def _conv(x, filters, strides, name, synchronized_bn):
+def _conv(x, filters, strides, name, norm):
     x, padding = _pad_if_strided(x, strides, name)
     x = keras.layers.Conv2D(
         filters, 3, strides=strides, padding=padding, use_bias=False, name=name
     )(x)
-    x = _batch_norm(x, f"{name}_bn", synchronized_bn)
+    x = norm(x, f"{name}_bn", _EPSILON)
     return keras.layers.Activation("relu", name=f"{name}_relu")(x)
 
 
-def _separable(x, filters, strides, dilation, name, synchronized_bn, relu=True):
+def _separable(x, filters, strides, dilation, name, norm, relu=True):
     """Depthwise 3x3 + BN + ReLU, pointwise 1x1 + BN (+ ReLU)."""
     x, padding = _pad_if_strided(x, strides, name)
     x = keras.layers.DepthwiseConv2D(
         3, strides=strides, dilation_rate=dilation, padding=padding, use_bias=False,
         name=f"{name}_depthwise",
     )(x)
-    x = _batch_norm(x, f"{name}_depthwise_bn", synchronized_bn)
+    x = norm(x, f"{name}_depthwise_bn", _EPSILON)
     x = keras.layers.Activation("relu", name=f"{name}_depthwise_relu")(x)
     x = keras.layers.Conv2D(filters, 1, use_bias=False, name=f"{name}_pointwise")(x)
-    x = _batch_norm(x, f"{name}_pointwise_bn", synchronized_bn)
+    x = norm(x, f"{name}_pointwise_bn", _EPSILON)
     if relu:
         x = keras.layers.Activation("relu", name=f"{name}_pointwise_relu")(x)
     return x
 
 
-def _block(x, depths, stride, shortcut, strider, name, synchronized_bn):
+def _block(x, depths, stride, shortcut, strider, name, norm):
     """Three separable convs, the last one strided, plus a residual.
 
     Returns the block output and the output of the second conv (the last
@@ -72,7 +66,7 @@ def _block(x, depths, stride, shortcut, strider, name, synchronized_bn):
         last = index == len(depths)
         x = _separable(
             x, filters, strides if last else 1, dilation, f"{name}_sepconv{index}",
-            synchronized_bn, relu=not (last and shortcut),
+            norm, relu=not (last and shortcut),
         )
         if index == 2:
             before_stride = x
@@ -80,14 +74,14 @@ def _block(x, depths, stride, shortcut, strider, name, synchronized_bn):
         inputs = keras.layers.Conv2D(
             depths[-1], 1, strides=strides, use_bias=False, name=f"{name}_shortcut"
         )(inputs)
-        inputs = _batch_norm(inputs, f"{name}_shortcut_bn", synchronized_bn)
+        inputs = norm(inputs, f"{name}_shortcut_bn", _EPSILON)
     if shortcut:
         x = keras.layers.Add(name=f"{name}_add")([x, inputs])
         x = keras.layers.Activation("relu", name=f"{name}_out")(x)
     return x, before_stride
 
 
-def xception65(inputs, output_stride=32, weights=None, synchronized_bn=False):
+def xception65(inputs, output_stride=32, weights=None, norm=DEFAULT_NORM):
     """Aligned Xception-65 features by level.
 
     Levels ("Pn" is the last tensor at stride 2^n before the network strides
@@ -105,7 +99,7 @@ def xception65(inputs, output_stride=32, weights=None, synchronized_bn=False):
         weights: None or the path of a weights file saved from
             `keras.Model(inputs, xception65(inputs))`. No ImageNet weights
             exist in Keras for this network, so "imagenet" is an error.
-        synchronized_bn: use synchronized batch normalisation.
+        norm: the `BatchNormSettings` of every BatchNormalization layer.
 
     Returns:
         Dict "P1".."P5" of feature tensors.
@@ -122,21 +116,21 @@ def xception65(inputs, output_stride=32, weights=None, synchronized_bn=False):
     features = {}
     x = Preprocess("tf", name="preprocess")(inputs)
     strides, _ = strider.step(2)
-    x = _conv(x, 32, strides, "entry_flow_conv1", synchronized_bn)
-    x = _conv(x, 64, 1, "entry_flow_conv2", synchronized_bn)
+    x = _conv(x, 32, strides, "entry_flow_conv1", norm)
+    x = _conv(x, 64, 1, "entry_flow_conv2", norm)
     for index, filters in enumerate((128, 256, 728), start=1):
         x, features[f"P{index}"] = _block(
-            x, (filters,) * 3, 2, "conv", strider, f"entry_flow_block{index}", synchronized_bn
+            x, (filters,) * 3, 2, "conv", strider, f"entry_flow_block{index}", norm
         )
     for index in range(1, _MIDDLE_BLOCKS + 1):
         x, _ = _block(
-            x, (728,) * 3, 1, "identity", strider, f"middle_flow_block{index}", synchronized_bn
+            x, (728,) * 3, 1, "identity", strider, f"middle_flow_block{index}", norm
         )
     x, features["P4"] = _block(
-        x, (728, 1024, 1024), 2, "conv", strider, "exit_flow_block1", synchronized_bn
+        x, (728, 1024, 1024), 2, "conv", strider, "exit_flow_block1", norm
     )
     features["P5"], _ = _block(
-        x, (1536, 1536, 2048), 1, None, strider, "exit_flow_block2", synchronized_bn
+        x, (1536, 1536, 2048), 1, None, strider, "exit_flow_block2", norm
     )
     if weights is not None:
         keras.Model(inputs, features).load_weights(weights)

@@ -8,14 +8,8 @@ import os
 import numpy as np
 
 from kerasseg import metrics, visualize
-from kerasseg.data.labels import (
-    CAMVID_PALETTE,
-    CITYSCAPES_PALETTE,
-    PERSON_CLASSES,
-    PERSON_PALETTE,
-    voc_palette,
-)
-from kerasseg.data.readers import DATASET_CLASSES
+from kerasseg.data.labels import PERSON_CLASSES, PERSON_PALETTE, voc_palette
+from kerasseg.data.readers import SOURCES
 from kerasseg.data.synthetic import CLASS_NAMES, PALETTE
 from kerasseg.panoptic import LABEL_DIVISOR, panoptic_merge
 from kerasseg.train.evaluate import probabilities
@@ -28,9 +22,9 @@ def names_and_palette(config, num_classes):
         return list(PERSON_CLASSES), PERSON_PALETTE
     if config.data.dataset == "synthetic":
         return list(CLASS_NAMES), PALETTE
-    names = DATASET_CLASSES.get(config.data.dataset)
-    palettes = {"cityscapes": CITYSCAPES_PALETTE, "camvid": CAMVID_PALETTE}
-    palette = palettes.get(config.data.dataset, voc_palette(num_classes))
+    source = SOURCES[config.data.dataset]
+    names = source.classes
+    palette = voc_palette(num_classes) if source.palette is None else source.palette
     if not names or len(names) != num_classes or len(palette) < num_classes:
         return None, voc_palette(num_classes)
     return list(names), palette

@@ -24,7 +24,7 @@ def validate_splits(config, splits, max_errors=50):
         ValueError: listing every bad file found (up to `max_errors` a split).
     """
     from kerasseg.data.readers import validate
-    from kerasseg.train import resolve_num_classes
+    from kerasseg.train.datasets import reader_options
 
     data = config.data
     if data.dataset == "synthetic":
@@ -33,11 +33,9 @@ def validate_splits(config, splits, max_errors=50):
     if config.task != "semantic":
         raise ValueError(f"`kerasseg validate` checks semantic datasets; this config trains a "
                          f"{config.task} model.")
-    options = {}
-    if data.dataset == "folder":
-        options = {"num_classes": resolve_num_classes(config), "ignore_label": data.ignore_label}
     for split in splits:
-        count = validate(data.dataset, data.root, split, max_errors=max_errors, **options)
+        count = validate(data.dataset, data.root, split, max_errors=max_errors,
+                         **reader_options(config))
         print(f"{data.dataset} {split!r}: {count} examples, all valid")
 
 

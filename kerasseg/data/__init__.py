@@ -18,7 +18,7 @@ from kerasseg.utils import lazy_attributes
 _LAZY_ATTRIBUTES = {
     **dict.fromkeys(
         (
-            "load_dataset", "validate", "DATASETS", "DATASET_CLASSES", "voc_dataset",
+            "load_dataset", "validate", "SOURCES", "Source", "Listing", "DATASETS", "voc_dataset",
             "cityscapes_dataset", "ade20k_dataset", "coco_panoptic_dataset",
             "coco_panoptic_categories", "folder_dataset", "decode_image_file",
             "decode_index_png", "camvid_dataset", "binary_mask_dataset", "people_dataset",
@@ -37,7 +37,7 @@ _LAZY_ATTRIBUTES = {
     ),
     **dict.fromkeys(
         (
-            "pipeline", "augment", "random_scale", "random_crop", "random_flip",
+            "pipeline", "augment", "Augmentation", "random_scale", "random_crop", "random_flip",
             "photometric_jitter", "pad_to_size", "IMAGENET_MEAN", "copy_paste",
             "copy_paste_dataset", "random_blur", "gaussian_blur",
         ),

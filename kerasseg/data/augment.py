@@ -11,10 +11,13 @@ Example:
     >>> model.fit(train, epochs=10)
 """
 
+import dataclasses
+
 import numpy as np
 import tensorflow as tf
 
 from kerasseg.data.labels import IGNORE_LABEL
+from kerasseg.utils import check_number, check_positive_int, check_type
 
 IMAGENET_MEAN = (123.675, 116.28, 103.53)
 
@@ -201,7 +204,7 @@ def _place(layers, size, offset):
 
 
 def copy_paste(image, mask, donor_image, donor_mask, seed, probability=0.5, min_scale=0.5,
-               max_scale=1.0, paste_class=1, feather=1.0, bottom=True):
+               max_scale=1.0, *, paste_class=1, feather=1.0, bottom=True):
     """Paste the `paste_class` pixels of a donor example (a person) onto `image`.
 
     With probability `probability`, the donor is flipped at random, scaled so
@@ -287,14 +290,67 @@ def copy_paste_dataset(dataset, seed=0, probability=0.5, min_scale=0.5, max_scal
     def paste(example, donor, example_seed):
         return copy_paste(tf.cast(example[0], tf.float32), tf.cast(example[1], tf.int32),
                           donor[0], tf.cast(donor[1], tf.int32), example_seed, probability,
-                          min_scale, max_scale, paste_class, bottom=bottom)
+                          min_scale, max_scale, paste_class=paste_class, bottom=bottom)
 
     return pairs.map(paste, num_parallel_calls=tf.data.AUTOTUNE)
 
 
-def augment(image, mask, seed, crop_size, min_scale=0.5, max_scale=2.0, flip=True,
-            jitter=True, fill_value=IMAGENET_MEAN, ignore_label=IGNORE_LABEL, blur=0.0,
-            max_blur_sigma=2.0):
+@dataclasses.dataclass(frozen=True)
+class Augmentation:
+    """The random augmentation of a training example, as one record.
+
+    `pipeline` and `augment` take it whole, and a training config makes one
+    (`kerasseg.train.DataConfig.augmentation`): a new augmentation is a field
+    here and its step in `augment`.
+
+    Attributes:
+        scale_range: (min, max) random scale factor; (1, 1) skips scaling.
+        flip: Random horizontal flips.
+        jitter: Photometric jitter (image only).
+        blur: Chance of a Gaussian blur (`random_blur`); 0 for none.
+        max_blur_sigma: Largest blur sigma, in pixels.
+        copy_paste: Chance that an example gets the `paste_class` pixels of
+            another example of the stream pasted on (`copy_paste_dataset`),
+            before the scale and crop; 0 for none.
+        paste_scale: (min, max) pasted height, as a fraction of the target's.
+        paste_class: The label pasted (the person class).
+    """
+
+    scale_range: tuple = (0.5, 2.0)
+    flip: bool = True
+    jitter: bool = True
+    blur: float = 0.0
+    max_blur_sigma: float = 2.0
+    copy_paste: float = 0.0
+    paste_scale: tuple = (0.5, 1.0)
+    paste_class: int = 1
+
+    def __post_init__(self):
+        for name in ("scale_range", "paste_scale"):
+            low, high = _check_range(name, getattr(self, name))
+            object.__setattr__(self, name, (low, high))
+        check_type("flip", self.flip, bool)
+        check_type("jitter", self.jitter, bool)
+        check_number("blur", self.blur, 0, 1)
+        check_number("copy_paste", self.copy_paste, 0, 1)
+        check_number("max_blur_sigma", self.max_blur_sigma, 0, low_open=True)
+        check_positive_int("paste_class", self.paste_class, 0)
+
+
+def _check_range(argument, value):
+    """(min, max) floats with 0 < min <= max."""
+    try:
+        low, high = (float(check_number(argument, v, 0, low_open=True)) for v in value)
+        if low > high:
+            raise ValueError
+    except (TypeError, ValueError):
+        raise ValueError(f"`{argument}` must be (min, max) with 0 < min <= max. "
+                         f"Received: {argument}={value!r}") from None
+    return low, high
+
+
+def augment(image, mask, seed, crop_size, augmentation=None, fill_value=IMAGENET_MEAN,
+            ignore_label=IGNORE_LABEL):
     """Random scale, padded random crop, flip, photometric jitter and blur of one example.
 
     Args:
@@ -302,32 +358,29 @@ def augment(image, mask, seed, crop_size, min_scale=0.5, max_scale=2.0, flip=Tru
         mask: int32 (H, W).
         seed: Seed of shape (2,); the same seed gives the same result.
         crop_size: (height, width) of the output, or None for no crop.
-        min_scale: Smallest scale factor; set min_scale = max_scale = 1 to skip.
-        max_scale: Largest scale factor.
-        flip: Random horizontal flips.
-        jitter: Photometric jitter (image only).
+        augmentation: An `Augmentation`; None for the defaults. Its
+            `copy_paste` needs other examples: `pipeline` applies it.
         fill_value: Image padding value per channel.
         ignore_label: Mask padding value.
-        blur: Chance of a Gaussian blur (`random_blur`); 0 for none.
-        max_blur_sigma: Largest blur sigma, in pixels.
 
     Returns:
         (image float32, mask int32), of size `crop_size` when given.
     """
+    options = augmentation or Augmentation()
     seeds = tf.random.experimental.stateless_split(_seed(seed), 4)
     image = tf.cast(image, tf.float32)
     mask = tf.cast(mask, tf.int32)
-    if (min_scale, max_scale) != (1.0, 1.0):
-        image, mask = random_scale(image, mask, seeds[0], min_scale, max_scale)
+    if options.scale_range != (1.0, 1.0):
+        image, mask = random_scale(image, mask, seeds[0], *options.scale_range)
     if crop_size is not None:
         image, mask = random_crop(image, mask, crop_size, seeds[1], fill_value, ignore_label)
-    if flip:
+    if options.flip:
         image, mask = random_flip(image, mask, seeds[2])
-    if jitter:
+    if options.jitter:
         image = photometric_jitter(image, seeds[3])
-    if blur:
+    if options.blur:
         image = random_blur(image, tf.random.experimental.stateless_fold_in(_seed(seed), 4),
-                            blur, max_blur_sigma)
+                            options.blur, options.max_blur_sigma)
     return image, mask
 
 
@@ -349,10 +402,9 @@ def _check_size(argument, value):
 
 
 def pipeline(dataset, training=True, crop_size=None, batch_size=None, seed=0,
-             shuffle_buffer=256, min_scale=0.5, max_scale=2.0, flip=True, jitter=True,
-             fill_value=IMAGENET_MEAN, ignore_label=IGNORE_LABEL, reseed_each_epoch=True,
-             drop_remainder=None, prefetch=True, copy_paste=0.0, paste_scale=(0.5, 1.0),
-             paste_class=1, blur=0.0, max_blur_sigma=2.0):
+             augmentation=None, *, shuffle_buffer=256, fill_value=IMAGENET_MEAN,
+             ignore_label=IGNORE_LABEL, reseed_each_epoch=True, drop_remainder=None,
+             prefetch=True):
     """Prepare a dataset of (image, mask) for `fit` (augmented) or `evaluate`.
 
     Training: shuffle, `augment` each example with its own seed, then batch.
@@ -361,12 +413,11 @@ def pipeline(dataset, training=True, crop_size=None, batch_size=None, seed=0,
     seed (seed, i) every time, which suits a stream that already holds all its
     epochs (and stays identical however many devices read it). Every example
     has size `crop_size`, so `crop_size` is required unless scaling is off and
-    all images share one size. For portraits, `copy_paste` pastes a person
+    all images share one size. The augmentation's `copy_paste` pastes a person
     from another example of the stream (`copy_paste_dataset`) before the
-    scale and crop, and `blur` blurs after the jitter. Evaluation: no
-    augmentation; batches of images of different sizes are padded to the
-    largest (image with `fill_value`, mask with the ignore label), so padding
-    is never scored.
+    scale and crop. Evaluation: no augmentation; batches of images of
+    different sizes are padded to the largest (image with `fill_value`, mask
+    with the ignore label), so padding is never scored.
 
     Args:
         dataset: A dataset of (image (H, W, 3), mask (H, W)), e.g. from
@@ -375,46 +426,34 @@ def pipeline(dataset, training=True, crop_size=None, batch_size=None, seed=0,
         crop_size: Training crop (height, width) or an int for a square crop.
         batch_size: Examples per batch, or None to return single examples.
         seed: Seed of the shuffle and of the augmentation.
+        augmentation: The training `Augmentation`; None for its defaults.
         shuffle_buffer: Shuffle buffer size (training only; 0 = no shuffle).
-        min_scale: Smallest random scale factor (training).
-        max_scale: Largest random scale factor (training).
-        flip: Random horizontal flips (training).
-        jitter: Photometric jitter (training).
         fill_value: Image padding value, one number or one per channel.
         ignore_label: Mask padding value.
         reseed_each_epoch: Draw new augmentation seeds on every pass (training).
         drop_remainder: Drop the last partial batch; None means `training`.
         prefetch: Prefetch (AUTOTUNE).
-        copy_paste: Chance that a training example gets a pasted person (0: off).
-        paste_scale: (min, max) pasted height, as a fraction of the target's.
-        paste_class: The label pasted (the person class).
-        blur: Chance of a Gaussian blur of a training image (0: off).
-        max_blur_sigma: Largest blur sigma, in pixels.
 
     Returns:
         A `tf.data.Dataset` of (images float32 (B, H, W, 3), masks int32
         (B, H, W)), or of single examples when `batch_size` is None.
 
     Example:
-        >>> train = pipeline(synthetic_dataset("train"), True, crop_size=96, batch_size=16)
+        >>> train = pipeline(synthetic_dataset("train"), True, crop_size=96, batch_size=16,
+        ...                  augmentation=Augmentation(scale_range=(0.75, 1.5), blur=0.3))
         >>> val = pipeline(synthetic_dataset("val"), False, batch_size=16)
     """
     crop_size = _check_size("crop_size", crop_size)
-    if batch_size is not None and (
-        isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1
-    ):
-        raise ValueError(f"`batch_size` must be None or an integer >= 1. Received: {batch_size=}")
-    if not 0 < min_scale <= max_scale:
-        raise ValueError(
-            "`min_scale` and `max_scale` must satisfy 0 < min_scale <= max_scale. "
-            f"Received: min_scale={min_scale}, max_scale={max_scale}"
-        )
-    if training and crop_size is None and (min_scale, max_scale) != (1.0, 1.0):
+    if batch_size is not None:
+        check_positive_int("batch_size", batch_size)
+    augmentation = augmentation or Augmentation()
+    check_type("augmentation", augmentation, Augmentation)
+    if training and crop_size is None and augmentation.scale_range != (1.0, 1.0):
         raise ValueError(
             "`crop_size` is required for training with random scaling (batches need one "
-            "size). Pass crop_size=(height, width), or min_scale=max_scale=1."
+            "size). Pass crop_size=(height, width), or scale_range=(1, 1)."
         )
-    fill = tf.constant(_fill(fill_value), tf.float32)
+    fill = _fill(fill_value)
     if drop_remainder is None:
         drop_remainder = bool(training)
 
@@ -425,37 +464,48 @@ def pipeline(dataset, training=True, crop_size=None, batch_size=None, seed=0,
     if training:
         if shuffle_buffer:
             dataset = dataset.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
-        if copy_paste:
-            dataset = copy_paste_dataset(dataset, seed, copy_paste, *paste_scale, paste_class)
-        if reseed_each_epoch:
-            seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
-        else:
-            seeds = tf.data.Dataset.counter().map(lambda i: tf.stack([tf.cast(seed, tf.int64), i]))
-        dataset = tf.data.Dataset.zip((dataset, seeds))
-
-        def augment_example(example, example_seed):
-            image, mask = augment(
-                example[0], example[1], example_seed, crop_size, float(min_scale),
-                float(max_scale), flip, jitter, fill_value, ignore_label, blur, max_blur_sigma,
-            )
-            if crop_size is not None:
-                image = tf.ensure_shape(image, [*crop_size, 3])
-                mask = tf.ensure_shape(mask, crop_size)
-            return image, mask
-
-        dataset = dataset.map(augment_example, num_parallel_calls=tf.data.AUTOTUNE)
+        dataset = _augmented(dataset, crop_size, seed, augmentation, fill, ignore_label,
+                             reseed_each_epoch)
         if batch_size is not None:
             dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
     elif batch_size is not None:
-        # padded_batch pads with one scalar: pad (image - fill) with 0, then add fill back.
-        dataset = dataset.map(lambda image, mask: (image - fill, mask))
-        dataset = dataset.padded_batch(
-            batch_size,
-            padded_shapes=([None, None, 3], [None, None]),
-            padding_values=(0.0, tf.constant(ignore_label, tf.int32)),
-            drop_remainder=drop_remainder,
-        )
-        dataset = dataset.map(lambda images, masks: (images + fill, masks))
+        dataset = _padded_batches(dataset, batch_size, fill, ignore_label, drop_remainder)
     if prefetch:
         dataset = dataset.prefetch(tf.data.AUTOTUNE)
     return dataset
+
+
+def _augmented(dataset, crop_size, seed, augmentation, fill, ignore_label, reseed_each_epoch):
+    """`dataset` with each example augmented under its own seed (see `pipeline`)."""
+    if augmentation.copy_paste:
+        dataset = copy_paste_dataset(dataset, seed, augmentation.copy_paste,
+                                     *augmentation.paste_scale, augmentation.paste_class)
+    if reseed_each_epoch:
+        seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
+    else:
+        seeds = tf.data.Dataset.counter().map(lambda i: tf.stack([tf.cast(seed, tf.int64), i]))
+
+    def augment_example(example, example_seed):
+        image, mask = augment(example[0], example[1], example_seed, crop_size, augmentation,
+                              fill, ignore_label)
+        if crop_size is not None:
+            image = tf.ensure_shape(image, [*crop_size, 3])
+            mask = tf.ensure_shape(mask, crop_size)
+        return image, mask
+
+    return tf.data.Dataset.zip((dataset, seeds)).map(augment_example,
+                                                     num_parallel_calls=tf.data.AUTOTUNE)
+
+
+def _padded_batches(dataset, batch_size, fill, ignore_label, drop_remainder):
+    """Batches padded to their largest example: images with `fill`, masks with the ignore
+    label. padded_batch pads with one scalar: pad (image - fill) with 0, then add fill back."""
+    fill = tf.constant(fill, tf.float32)
+    dataset = dataset.map(lambda image, mask: (image - fill, mask))
+    dataset = dataset.padded_batch(
+        batch_size,
+        padded_shapes=([None, None, 3], [None, None]),
+        padding_values=(0.0, tf.constant(ignore_label, tf.int32)),
+        drop_remainder=drop_remainder,
+    )
+    return dataset.map(lambda images, masks: (images + fill, masks))

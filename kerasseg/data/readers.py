@@ -17,6 +17,7 @@ Example:
     >>> dataset = pipeline(dataset, training=True, crop_size=(513, 513), batch_size=8)
 """
 
+import dataclasses
 import glob
 import json
 import os
@@ -27,11 +28,14 @@ import tensorflow as tf
 from kerasseg.data.labels import (
     ADE20K_CLASSES,
     CAMVID_CLASSES,
+    CAMVID_PALETTE,
     CAMVID_VOID,
     CITYSCAPES_CLASSES,
     CITYSCAPES_LABEL_TO_TRAIN_ID,
+    CITYSCAPES_PALETTE,
     IGNORE_LABEL,
     PERSON_CLASSES,
+    PERSON_PALETTE,
     VOC_CLASSES,
     voc_palette,
 )
@@ -221,7 +225,11 @@ def _fit_binary_mask(tolerance):
     return fit
 
 
-def _make_loader(decode_mask, num_classes, ignore_label=IGNORE_LABEL, fit_mask=None):
+def _make_loader(listing):
+    """The `Dataset.map` function decoding one example of a `Listing`."""
+    decode_mask, num_classes, fit_mask = listing.decode_mask, listing.num_classes, listing.fit_mask
+    ignore_label = listing.ignore_label
+
     def load(image_path, mask_path, *extras):
         image = decode_image_file(image_path)
         mask = decode_mask(mask_path, *extras)
@@ -243,6 +251,30 @@ def _make_loader(decode_mask, num_classes, ignore_label=IGNORE_LABEL, fit_mask=N
 
 
 # === Listing files, in Python, before training ===
+
+
+@dataclasses.dataclass(frozen=True)
+class Listing:
+    """One split as a source lists it: its files and how to decode its masks.
+
+    Attributes:
+        images: Image paths.
+        masks: Mask paths, one per image.
+        decode_mask: (mask path, *extras) -> int32 (H, W) train ids.
+        num_classes: The classes a mask may hold (besides `ignore_label`).
+        extras: Per-example tensors passed to `decode_mask` after the path.
+        ignore_label: The one other value a mask may hold.
+        fit_mask: None, or (mask, image size, mask path, image path) -> the
+            mask at the image's size (masks stored at another size).
+    """
+
+    images: list
+    masks: list
+    decode_mask: object
+    num_classes: int
+    extras: tuple = ()
+    ignore_label: int = IGNORE_LABEL
+    fit_mask: object = None
 
 
 def _require_dir(path, what):
@@ -276,7 +308,7 @@ def _voc_root(root):
     return nested if os.path.isdir(nested) else root
 
 
-def _voc_source(root, split):
+def _list_voc(root, split):
     check_choice("split", split, ("train", "val", "trainval", "train_aug", "trainval_aug"))
     root = _require_dir(_voc_root(os.fspath(root)), "PASCAL VOC 2012 root")
     list_file = os.path.join(root, "ImageSets", "Segmentation", f"{split}.txt")
@@ -289,10 +321,10 @@ def _voc_source(root, split):
         else:
             images.append(os.path.join(root, "JPEGImages", f"{entry[0]}.jpg"))
             masks.append(os.path.join(root, mask_dir, f"{entry[0]}.png"))
-    return _check_pairs(images, masks, list_file), (), decode_index_png, len(VOC_CLASSES)
+    return Listing(*_check_pairs(images, masks, list_file), decode_index_png, len(VOC_CLASSES))
 
 
-def _cityscapes_source(root, split):
+def _list_cityscapes(root, split):
     check_choice("split", split, ("train", "val", "test"))
     root = os.fspath(root)
     image_dir = _require_dir(os.path.join(root, "leftImg8bit", split), "Cityscapes images")
@@ -302,11 +334,11 @@ def _cityscapes_source(root, split):
                      os.path.basename(path).replace("_leftImg8bit.png", "_gtFine_labelIds.png"))
         for path in images
     ]
-    pairs = _check_pairs(images, masks, image_dir)
-    return pairs, (), _decode_cityscapes, len(CITYSCAPES_CLASSES)
+    return Listing(*_check_pairs(images, masks, image_dir), _decode_cityscapes,
+                   len(CITYSCAPES_CLASSES))
 
 
-def _ade20k_source(root, split):
+def _list_ade20k(root, split):
     split = {"train": "training", "val": "validation"}.get(split, split)
     check_choice("split", split, ("training", "validation"))
     root = os.fspath(root)
@@ -319,7 +351,7 @@ def _ade20k_source(root, split):
                      os.path.splitext(os.path.basename(path))[0] + ".png")
         for path in images
     ]
-    return _check_pairs(images, masks, image_dir), (), _decode_ade20k, len(ADE20K_CLASSES)
+    return Listing(*_check_pairs(images, masks, image_dir), _decode_ade20k, len(ADE20K_CLASSES))
 
 
 def coco_panoptic_categories(root, split="val"):
@@ -349,7 +381,7 @@ def _coco_annotations(root, split):
         raise ValueError(f"{json_file}: not a COCO panoptic annotation file ({error!r})") from None
 
 
-def _coco_panoptic_source(root, split):
+def _list_coco_panoptic(root, split):
     root = os.fspath(root)
     data, categories, json_file = _coco_annotations(root, split)
     train_ids = {c["id"]: index for index, c in enumerate(categories)}
@@ -374,13 +406,13 @@ def _coco_panoptic_source(root, split):
             labels.append(IGNORE_LABEL if crowd else train_ids[segment["category_id"]])
         segment_ids.append(ids)
         segment_labels.append(labels)
-    pairs = _check_pairs(images, masks, json_file)
     extras = (tf.ragged.constant(segment_ids, tf.int32), tf.ragged.constant(segment_labels,
                                                                             tf.int32))
-    return pairs, extras, _decode_coco_panoptic, len(categories)
+    return Listing(*_check_pairs(images, masks, json_file), _decode_coco_panoptic,
+                   len(categories), extras=extras)
 
 
-def _folder_source(root, split=None, num_classes=None, ignore_label=IGNORE_LABEL):
+def _list_folder(root, split=None, num_classes=None, ignore_label=IGNORE_LABEL):
     if num_classes is None:
         raise ValueError("The folder reader needs `num_classes` to check mask labels.")
     check_positive_int("num_classes", num_classes)
@@ -394,14 +426,14 @@ def _folder_source(root, split=None, num_classes=None, ignore_label=IGNORE_LABEL
                     if p.lower().endswith(IMAGE_EXTENSIONS))
     masks = [os.path.join(base, "masks", os.path.splitext(os.path.basename(p))[0] + ".png")
              for p in images]
-    pairs = _check_pairs(images, masks, image_dir)
-    return pairs, (), decode_index_png, num_classes, ignore_label
+    return Listing(*_check_pairs(images, masks, image_dir), decode_index_png, num_classes,
+                   ignore_label=ignore_label)
 
 
 CAMVID_SPLITS = ("train", "val", "test", "trainval")
 
 
-def _camvid_source(root, split):
+def _list_camvid(root, split):
     check_choice("split", split, CAMVID_SPLITS)
     root = _require_dir(os.fspath(root), "CamVid root")
     images, masks = [], []
@@ -421,7 +453,7 @@ def _camvid_source(root, split):
             images.append(os.path.join(root, *entry[0].split("/")[-2:]))
             masks.append(os.path.join(root, *entry[1].split("/")[-2:]))
     pairs = _check_pairs(images, masks, f"{root} (split {split!r})")
-    return pairs, (), _decode_camvid, len(CAMVID_CLASSES)
+    return Listing(*pairs, _decode_camvid, len(CAMVID_CLASSES))
 
 
 def _file_number(path):
@@ -431,7 +463,7 @@ def _file_number(path):
     return int(stem)
 
 
-def _binary_source(root, split=None, image_dir="images", mask_dir="masks", split_numbers=None,
+def _list_binary(root, split=None, image_dir="images", mask_dir="masks", split_numbers=None,
                    foreground_value=None, aspect_tolerance=0.02):
     check_choice("foreground_value", foreground_value, (None, 1, 255))
     root = os.fspath(root)
@@ -452,9 +484,9 @@ def _binary_source(root, split=None, image_dir="images", mask_dir="masks", split
     stems = [os.path.splitext(os.path.basename(p))[0] for p in images]
     masks = [found.get(stem, os.path.join(mask_folder, stem + ".png")) for stem in stems]
     where = f"{folder} (split {split!r})" if split_numbers else folder
-    return (_check_pairs(images, masks, where), (),
-            lambda path: _decode_binary(path, foreground_value), 2, IGNORE_LABEL,
-            _fit_binary_mask(aspect_tolerance))
+    return Listing(*_check_pairs(images, masks, where),
+                   lambda path: _decode_binary(path, foreground_value), 2,
+                   fit_mask=_fit_binary_mask(aspect_tolerance))
 
 
 # The person photos of VikramShenoy97/Human-Segmentation-Dataset, split by file number.
@@ -462,30 +494,24 @@ PEOPLE_SPLITS = {"train": (1, 200), "val": (201, 230), "trainval": (1, 230),
                  "test": (231, 300)}
 
 
-def _people_source(root, split):
-    return _binary_source(root, split, image_dir="Training_Images", mask_dir="Ground_Truth",
+def _list_people(root, split):
+    return _list_binary(root, split, image_dir="Training_Images", mask_dir="Ground_Truth",
                           split_numbers=PEOPLE_SPLITS, foreground_value=255)
 
 
-_SOURCES = {
-    "voc": _voc_source,
-    "cityscapes": _cityscapes_source,
-    "ade20k": _ade20k_source,
-    "coco_panoptic": _coco_panoptic_source,
-    "folder": _folder_source,
-    "camvid": _camvid_source,
-    "binary": _binary_source,
-    "people": _people_source,
-}
-
-
-def _build(name, root, split, **kwargs):
-    check_choice("name", name, tuple(_SOURCES))
-    (images, masks), extras, decode_mask, num_classes, *options = _SOURCES[name](
-        root, split, **kwargs
-    )
-    slices = tf.data.Dataset.from_tensor_slices((images, masks, *extras))
-    return slices, _make_loader(decode_mask, num_classes, *options), num_classes
+def _build(name, root, split, **options):
+    """(file slices, decode function, class count) of a split of source `name`."""
+    check_choice("name", name, tuple(SOURCES))
+    source = SOURCES[name]
+    unknown = sorted(set(options) - set(source.options))
+    if unknown:
+        valid = ", ".join(source.options) or "none"
+        raise ValueError(f"`{unknown[0]}` is not an option of the {name!r} reader (its options: "
+                         f"{valid}). Received: {unknown[0]}={options[unknown[0]]!r}")
+    listing = source.list_split(root, split, **options)
+    slices = tf.data.Dataset.from_tensor_slices((listing.images, listing.masks,
+                                                 *listing.extras))
+    return slices, _make_loader(listing), listing.num_classes
 
 
 def _dataset(name, root, split, shuffle_files, seed, **kwargs):
@@ -591,7 +617,7 @@ def camvid_dataset(root, split="train", shuffle_files=False, seed=None):
     return _dataset("camvid", root, split, shuffle_files, seed)
 
 
-def binary_mask_dataset(root, split=None, image_dir="images", mask_dir="masks",
+def binary_mask_dataset(root, split=None, *, image_dir="images", mask_dir="masks",
                         split_numbers=None, foreground_value=None, aspect_tolerance=0.02,
                         shuffle_files=False, seed=None):
     """Images and binary masks in two folders: labels 0 (background) and 1 (foreground).
@@ -644,27 +670,45 @@ def people_dataset(root, split="train", shuffle_files=False, seed=None):
     return _dataset("people", root, split, shuffle_files, seed)
 
 
-DATASETS = {
-    "voc": voc_dataset,
-    "cityscapes": cityscapes_dataset,
-    "ade20k": ade20k_dataset,
-    "coco_panoptic": coco_panoptic_dataset,
-    "folder": folder_dataset,
-    "camvid": camvid_dataset,
-    "binary": binary_mask_dataset,
-    "people": people_dataset,
+@dataclasses.dataclass(frozen=True)
+class Source:
+    """What kerasseg knows of one dataset: one entry of `SOURCES`.
+
+    Attributes:
+        list_split: (root, split, **options) -> `Listing`, listing the files
+            in Python (missing files raise before training starts).
+        classes: Class names by train id; None when the count comes from the
+            user ("folder": `num_classes`) or from the files (COCO's JSON).
+        palette: (N, 3) uint8 colours by train id, or None for `voc_palette`.
+        binary: Masks of 0, 1 and the ignore label: one foreground class,
+            for the one-channel models of `kerasseg.train`'s binary task.
+        options: Names of the keyword options `list_split` takes besides
+            root and split; `load_dataset` passes them on by name.
+        ignore_label: The label of pixels that count nowhere.
+    """
+
+    list_split: object
+    classes: tuple | None
+    palette: object = None
+    binary: bool = False
+    options: tuple = ()
+    ignore_label: int = IGNORE_LABEL
+
+
+SOURCES = {
+    "voc": Source(_list_voc, VOC_CLASSES),
+    "cityscapes": Source(_list_cityscapes, CITYSCAPES_CLASSES, CITYSCAPES_PALETTE),
+    "ade20k": Source(_list_ade20k, ADE20K_CLASSES),
+    "coco_panoptic": Source(_list_coco_panoptic, None),
+    "folder": Source(_list_folder, None, options=("num_classes", "ignore_label")),
+    "camvid": Source(_list_camvid, CAMVID_CLASSES, CAMVID_PALETTE),
+    "binary": Source(_list_binary, ("background", "foreground"), PERSON_PALETTE, binary=True,
+                     options=("image_dir", "mask_dir", "split_numbers", "foreground_value",
+                              "aspect_tolerance")),
+    "people": Source(_list_people, PERSON_CLASSES, PERSON_PALETTE, binary=True),
 }
-# The datasets of binary masks (0, 1 and the ignore label): one foreground
-# class, for the one-channel models of `kerasseg.train`'s binary task.
-BINARY_DATASETS = ("binary", "people")
-DATASET_CLASSES = {
-    "voc": VOC_CLASSES,
-    "cityscapes": CITYSCAPES_CLASSES,
-    "ade20k": ADE20K_CLASSES,
-    "camvid": CAMVID_CLASSES,
-    "binary": ("background", "foreground"),
-    "people": PERSON_CLASSES,
-}
+# The dataset names `load_dataset` reads.
+DATASETS = tuple(SOURCES)
 
 
 def load_dataset(name, root, split="train", shuffle_files=False, seed=None, **kwargs):
@@ -675,14 +719,15 @@ def load_dataset(name, root, split="train", shuffle_files=False, seed=None, **kw
 
     Args:
         name: One of "voc", "cityscapes", "ade20k", "coco_panoptic", "folder",
-            "camvid", "binary", "people" (the keys of `DATASETS`; each
+            "camvid", "binary", "people" (the keys of `SOURCES`; each
             reader's docstring gives its layout).
         root: Dataset root folder.
         split: Split name.
         shuffle_files: Shuffle the file order (reshuffled every epoch).
         seed: Seed of the file shuffle.
-        **kwargs: Reader options ("folder": `num_classes`, `ignore_label`;
-            "binary": those of `binary_mask_dataset`).
+        **kwargs: The source's options by name (`Source.options`; "folder":
+            `num_classes`, `ignore_label`; "binary": those of
+            `binary_mask_dataset`); another name is an error.
 
     Returns:
         A `tf.data.Dataset` of (image float32 (H, W, 3) RGB in [0, 255], mask
@@ -691,8 +736,7 @@ def load_dataset(name, root, split="train", shuffle_files=False, seed=None, **kw
     Example:
         >>> dataset = load_dataset("cityscapes", "/data/cityscapes", "val")
     """
-    check_choice("name", name, tuple(DATASETS))
-    return DATASETS[name](root, split, shuffle_files=shuffle_files, seed=seed, **kwargs)
+    return _dataset(name, root, split, shuffle_files, seed, **kwargs)
 
 
 def error_summary(message):

@@ -15,6 +15,8 @@ import os
 import cv2
 import numpy as np
 
+from kerasseg.utils import check_choice, check_positive_int
+
 CLASS_NAMES = ("sky", "grass", "road", "wall", "person", "car", "ball")
 THING_CLASSES = (4, 5, 6)
 NUM_CLASSES = len(CLASS_NAMES)
@@ -307,11 +309,9 @@ def make_scene(seed, height=128, width=128):
         >>> scene["image"].shape, scene["semantic"].dtype
         ((64, 64, 3), dtype('uint8'))
     """
-    for name, value in (("height", height), ("width", width)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 32:
-            raise ValueError(f"`{name}` must be an integer >= 32. Received: {name}={value!r}")
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"`seed` must be a non-negative integer. Received: seed={seed!r}")
+    check_positive_int("height", height, 32)
+    check_positive_int("width", width, 32)
+    check_positive_int("seed", seed, 0)
     h, w = int(height), int(width)
     rng = np.random.default_rng(int(seed))
     semantic = np.zeros((h, w), np.uint8)
@@ -329,20 +329,13 @@ def make_scene(seed, height=128, width=128):
 
 
 def _split_seeds(split, num_images, seed):
-    from kerasseg.utils import check_choice
-
     check_choice("split", split, tuple(SPLITS))
     if num_images is None:
         num_images = DEFAULT_SIZES[split]
-    if isinstance(num_images, bool) or not isinstance(num_images, int) or not (
-        1 <= num_images <= _SPLIT_STRIDE
-    ):
-        raise ValueError(
-            f"`num_images` must be an integer in [1, {_SPLIT_STRIDE}]. "
-            f"Received: num_images={num_images!r}"
-        )
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ValueError(f"`seed` must be a non-negative integer. Received: seed={seed!r}")
+    if check_positive_int("num_images", num_images) > _SPLIT_STRIDE:
+        raise ValueError(f"`num_images` must be an integer in [1, {_SPLIT_STRIDE}]. "
+                         f"Received: num_images={num_images!r}")
+    check_positive_int("seed", seed, 0)
     offset = (seed * len(SPLITS) + SPLITS[split]) * _SPLIT_STRIDE
     return [offset + index for index in range(num_images)]
 

@@ -15,17 +15,15 @@ import numpy as np
 import tensorflow as tf
 
 from kerasseg.ops import normalized_gaussian_filter_fn
-from kerasseg.utils import check_positive_int
+from kerasseg.utils import check_number, check_positive_int
 
 
 def check_float(argument, value, allow_zero=False):
     """Raise ValueError unless `value` is a finite number > 0 (>= 0 with
     `allow_zero`)."""
-    bound = ">= 0" if allow_zero else "> 0"
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
-            math.isfinite(value) and (value > 0 or (allow_zero and value == 0))):
-        raise ValueError(
-            f"`{argument}` must be a finite number {bound}. Received: {argument}={value!r}")
+    check_number(argument, value, 0, low_open=not allow_zero)
+    if not math.isfinite(value):
+        raise ValueError(f"`{argument}` must be a finite number. Received: {argument}={value!r}")
     return float(value)
 
 

@@ -6,6 +6,7 @@ import numpy as np
 import tensorflow as tf
 
 from kerasseg.layers.geometry import crop_to
+from kerasseg.utils import check_positive_int
 
 
 def bilinear_kernel(factor, channels):
@@ -42,7 +43,7 @@ class LearnedUpsampling2D(keras.layers.Layer):
 
     def __init__(self, factor, **kwargs):
         super().__init__(**kwargs)
-        if isinstance(factor, bool) or not isinstance(factor, int) or factor < 2 or factor % 2:
+        if check_positive_int("factor", factor, 2) % 2:
             raise ValueError(f"`factor` must be an even integer >= 2. Received: factor={factor!r}")
         self.factor = factor
 

@@ -2,16 +2,19 @@
 
 import keras
 
+from kerasseg.layers import DEFAULT_NORM
+
 
 def conv_bn_relu(
     x,
     filters,
     kernel_size,
     name,
+    *,
     strides=1,
     dilation_rate=1,
     separable=False,
-    synchronized_bn=False,
+    norm=DEFAULT_NORM,
     activation="relu",
 ):
     """Conv (or depthwise-separable conv) + BatchNorm + activation.
@@ -29,9 +32,7 @@ def conv_bn_relu(
             use_bias=False,
             name=f"{name}_depthwise",
         )(x)
-        x = keras.layers.BatchNormalization(
-            synchronized=synchronized_bn, name=f"{name}_depthwise_bn"
-        )(x)
+        x = norm(x, f"{name}_depthwise_bn")
         x = keras.layers.Activation(activation, name=f"{name}_depthwise_relu")(x)
         x = keras.layers.Conv2D(filters, 1, use_bias=False, name=f"{name}_pointwise")(x)
     else:
@@ -44,7 +45,7 @@ def conv_bn_relu(
             use_bias=False,
             name=name,
         )(x)
-    x = keras.layers.BatchNormalization(synchronized=synchronized_bn, name=f"{name}_bn")(x)
+    x = norm(x, f"{name}_bn")
     return keras.layers.Activation(activation, name=f"{name}_relu")(x)
 
 

@@ -9,7 +9,7 @@ resizes RESIZE_BILINEAR.
 
 import keras
 
-from kerasseg.layers import ResizeLike
+from kerasseg.layers import DEFAULT_NORM, ResizeLike
 from kerasseg.layers.adaptive_pooling import AdaptiveAveragePooling2D
 from kerasseg.models.blocks import conv_bn_relu
 from kerasseg.utils import check_choice, check_positive_int
@@ -40,10 +40,11 @@ def aspp(
     x,
     filters=256,
     rates=ASPP_RATES_AT_16,
+    *,
     separable=False,
     image_pooling=True,
     dropout=0.1,
-    synchronized_bn=False,
+    norm=DEFAULT_NORM,
     name="aspp",
 ):
     """Atrous spatial pyramid pooling (DeepLabv3, section 3.3).
@@ -63,7 +64,7 @@ def aspp(
         separable: depthwise-separable 3x3 branches, as in DeepLabv3+.
         image_pooling: include the image-level pooling branch.
         dropout: dropout rate after the projection.
-        synchronized_bn: use synchronized batch normalisation.
+        norm: the `BatchNormSettings` of every BatchNormalization layer.
         name: prefix of every layer name.
 
     Returns:
@@ -76,27 +77,28 @@ def aspp(
     """
     check_positive_int("filters", filters)
     check_aspp_rates(rates)
-    branches = [conv_bn_relu(x, filters, 1, f"{name}_conv_0", synchronized_bn=synchronized_bn)]
+    branches = [conv_bn_relu(x, filters, 1, f"{name}_conv_0", norm=norm)]
     for index, rate in enumerate(rates, start=1):
         branches.append(
             conv_bn_relu(
                 x, filters, 3, f"{name}_conv_{index}", dilation_rate=rate,
-                separable=separable, synchronized_bn=synchronized_bn,
+                separable=separable, norm=norm,
             )
         )
     if image_pooling:
         pooled = keras.layers.GlobalAveragePooling2D(keepdims=True, name=f"{name}_pool")(x)
         pooled = conv_bn_relu(
-            pooled, filters, 1, f"{name}_pool_conv", synchronized_bn=synchronized_bn
+            pooled, filters, 1, f"{name}_pool_conv", norm=norm
         )
         # A bilinear resize of a 1x1 map is a broadcast; it stays one builtin op.
         branches.append(ResizeLike(name=f"{name}_pool_resize")([pooled, x]))
     y = keras.layers.Concatenate(name=f"{name}_concat")(branches)
-    y = conv_bn_relu(y, filters, 1, f"{name}_projection", synchronized_bn=synchronized_bn)
+    y = conv_bn_relu(y, filters, 1, f"{name}_projection", norm=norm)
     return keras.layers.Dropout(dropout, name=f"{name}_dropout")(y)
 
 
-def pyramid_pooling_module(x, bins=(1, 2, 3, 6), filters=None, synchronized_bn=False, name="ppm"):
+def pyramid_pooling_module(x, bins=(1, 2, 3, 6), filters=None, *, norm=DEFAULT_NORM,
+                           name="ppm"):
     """Pyramid pooling module (PSPNet, section 3.2).
 
     For each bin count b: adaptive average pooling to b x b, 1x1 conv with BN
@@ -110,7 +112,7 @@ def pyramid_pooling_module(x, bins=(1, 2, 3, 6), filters=None, synchronized_bn=F
         bins: grid sizes of the pooling branches.
         filters: channels per branch; None uses C / len(bins), the paper's
             C / 4 for four bins.
-        synchronized_bn: use synchronized batch normalisation.
+        norm: the `BatchNormSettings` of every BatchNormalization layer.
         name: prefix of every layer name.
 
     Returns:
@@ -136,6 +138,6 @@ def pyramid_pooling_module(x, bins=(1, 2, 3, 6), filters=None, synchronized_bn=F
     branches = [x]
     for size in bins:
         y = AdaptiveAveragePooling2D(size, name=f"{name}_pool_{size}")(x)
-        y = conv_bn_relu(y, filters, 1, f"{name}_conv_{size}", synchronized_bn=synchronized_bn)
+        y = conv_bn_relu(y, filters, 1, f"{name}_conv_{size}", norm=norm)
         branches.append(ResizeLike(name=f"{name}_resize_{size}")([y, x]))
     return keras.layers.Concatenate(name=f"{name}_concat")(branches)

@@ -9,6 +9,7 @@ import inspect
 
 import keras
 
+from kerasseg.backbones import backbone_name
 from kerasseg.layers import ResizeLike
 from kerasseg.models.blocks import classifier_head, conv_bn_relu
 from kerasseg.models.decoders import aspp, aspp_rates, check_aspp_rates
@@ -27,17 +28,19 @@ _REFERENCE_MOBILE = {"mobilenetv2": {"include_last_conv": False}}
 
 
 def _encoder(
-    num_classes, input_shape, backbone, output_stride, multi_grid, aspp_filters, rates,
-    separable, dropout, backbone_kwargs, synchronized_bn, backbone_weights,
+    num_classes, input_shape, backbone, *, output_stride, multi_grid, aspp_filters, rates,
+    separable, dropout, backbone_kwargs, norm, backbone_weights,
 ):
-    """Validates the shared arguments; returns (inputs, features, ASPP output)."""
-    input_shape = check_builder_arguments(
-        num_classes, input_shape, backbone, output_stride, backbone_weights
+    """Validates the shared arguments; returns (inputs, features, ASPP output,
+    the `BatchNormSettings`)."""
+    input_shape, norm = check_builder_arguments(
+        num_classes, input_shape, backbone=backbone, output_stride=output_stride,
+        backbone_weights=backbone_weights, norm=norm,
     )
     check_positive_int("aspp_filters", aspp_filters)
     check_rate("dropout", dropout)
     backbone_kwargs = dict(backbone_kwargs or {})
-    if backbone.startswith("resnet"):
+    if isinstance(backbone, str) and backbone.startswith("resnet"):
         backbone_kwargs["multi_grid"] = _MULTI_GRID if multi_grid is None else multi_grid
     elif multi_grid is not None:
         raise ValueError(
@@ -47,19 +50,18 @@ def _encoder(
     rates = aspp_rates(output_stride) if rates is None else check_aspp_rates(rates)
 
     inputs, features = image_and_features(
-        input_shape, backbone, output_stride, backbone_weights, synchronized_bn, backbone_kwargs
+        input_shape, backbone, output_stride=output_stride, backbone_weights=backbone_weights,
+        norm=norm, backbone_kwargs=backbone_kwargs,
     )
-    x = aspp(
-        features["P5"], aspp_filters, rates, separable=separable, dropout=dropout,
-        synchronized_bn=synchronized_bn,
-    )
-    return inputs, features, x
+    x = aspp(features["P5"], aspp_filters, rates, separable=separable, dropout=dropout, norm=norm)
+    return inputs, features, x, norm
 
 
 def deeplabv3(
     num_classes=21,
     input_shape=(None, None, 3),
     backbone="resnet101",
+    *,
     output_stride=16,
     multi_grid=None,
     aspp_filters=256,
@@ -67,7 +69,7 @@ def deeplabv3(
     separable=False,
     dropout=0.1,
     backbone_kwargs=None,
-    synchronized_bn=False,
+    norm=None,
     weights=None,
     backbone_weights=None,
     activation=None,
@@ -99,7 +101,9 @@ def deeplabv3(
         num_classes: number of classes (>= 1).
         input_shape: (height, width, channels) of raw [0, 255] images; height
             and width may be None.
-        backbone: a name in `kerasseg.backbones.BACKBONES`.
+        backbone: a name in `kerasseg.backbones.BACKBONES`, or your own
+            `keras.Model` or callable returning {"P1": ..., "P5": ...}
+            (`kerasseg.backbones`).
         output_stride: 8, 16 or 32.
         multi_grid: rates of the last ResNet stage's blocks relative to its
             dilation; None uses the paper's (1, 2, 4) on ResNets. Other
@@ -111,7 +115,9 @@ def deeplabv3(
         separable: depthwise-separable ASPP convolutions.
         dropout: dropout rate after the ASPP projection.
         backbone_kwargs: extra backbone arguments, e.g. {"alpha": 0.5}.
-        synchronized_bn: use synchronized batch normalisation.
+        norm: the model's `BatchNormSettings`, which makes every
+            BatchNormalization layer (a dict of its fields; None for
+            `BatchNormSettings()`).
         weights: None, the path of a full-model weights file or `.tflite`
             file, or a preset: its name or its dataset for this backbone and
             width ("pascal_voc" for "mobilenetv2" at alpha 1.0 and 0.5,
@@ -139,15 +145,16 @@ def deeplabv3(
     from_preset = preset_defaults("deeplabv3", locals(), _DEFAULTS)
     if from_preset is not None:
         return deeplabv3(**from_preset)
-    if backbone in _REFERENCE_MOBILE:
+    if isinstance(backbone, str) and backbone in _REFERENCE_MOBILE:
         aspp_rates = () if aspp_rates is None else aspp_rates
         backbone_kwargs = {**_REFERENCE_MOBILE[backbone], **(backbone_kwargs or {})}
-    inputs, _, x = _encoder(
-        num_classes, input_shape, backbone, output_stride, multi_grid, aspp_filters,
-        aspp_rates, separable, dropout, backbone_kwargs, synchronized_bn, backbone_weights,
+    inputs, _, x, _ = _encoder(
+        num_classes, input_shape, backbone, output_stride=output_stride, multi_grid=multi_grid,
+        aspp_filters=aspp_filters, rates=aspp_rates, separable=separable, dropout=dropout,
+        backbone_kwargs=backbone_kwargs, norm=norm, backbone_weights=backbone_weights,
     )
     outputs = classifier_head(x, num_classes, inputs, activation, align_corners=align_corners)
-    model = keras.Model(inputs, outputs, name=name or f"deeplabv3_{backbone}")
+    model = keras.Model(inputs, outputs, name=name or f"deeplabv3_{backbone_name(backbone)}")
     alpha = (backbone_kwargs or {}).get("alpha", 1.0)
     return load_model_weights(model, weights, "deeplabv3", backbone, alpha)
 
@@ -161,6 +168,7 @@ def deeplabv3plus(
     num_classes=21,
     input_shape=(None, None, 3),
     backbone="xception65",
+    *,
     output_stride=16,
     multi_grid=None,
     aspp_filters=256,
@@ -170,7 +178,7 @@ def deeplabv3plus(
     decoder_filters=256,
     dropout=0.1,
     backbone_kwargs=None,
-    synchronized_bn=False,
+    norm=None,
     weights=None,
     backbone_weights=None,
     activation=None,
@@ -195,7 +203,9 @@ def deeplabv3plus(
         input_shape: (height, width, channels) of raw [0, 255] images; height
             and width may be None.
         backbone: a name in `kerasseg.backbones.BACKBONES`, e.g.
-            "mobilenetv2" or "mobilenetv3small" for phones.
+            "mobilenetv2" or "mobilenetv3small" for phones, or your own
+            `keras.Model` or callable returning {"P1": ..., "P5": ...}
+            (`kerasseg.backbones`).
         output_stride: 8, 16 or 32.
         multi_grid: rates of the last ResNet stage's blocks relative to its
             dilation; None uses (1, 2, 4) on ResNets. Other backbones take
@@ -208,12 +218,14 @@ def deeplabv3plus(
             separable ASPP branches and plain 3x3 decoder convolutions, the
             quickstart model's choice for int8 on CPUs: XNNPACK runs int8
             depthwise convolutions no faster than float ones and plain ones
-            2.5-4.6x faster (`kerasseg.train.ModelConfig`).
+            several times faster (figures: the README's "int8 speed").
         low_level_filters: channels of the projected stride-4 features.
         decoder_filters: channels of the two decoder convolutions.
         dropout: dropout rate after the ASPP projection.
         backbone_kwargs: extra backbone arguments, e.g. {"alpha": 0.5}.
-        synchronized_bn: use synchronized batch normalisation.
+        norm: the model's `BatchNormSettings`, which makes every
+            BatchNormalization layer (a dict of its fields; None for
+            `BatchNormSettings()`).
         weights: None or the path of a full-model weights file.
         backbone_weights: None, "imagenet" or the path of a backbone weights
             file (Xception-65 has no Keras ImageNet weights).
@@ -233,23 +245,24 @@ def deeplabv3plus(
     check_positive_int("decoder_filters", decoder_filters)
     check_choice("separable", separable, (True, False, "aspp"))
     separable_decoder = bool(separable) and separable != "aspp"
-    inputs, features, x = _encoder(
-        num_classes, input_shape, backbone, output_stride, multi_grid, aspp_filters,
-        aspp_rates, bool(separable), dropout, backbone_kwargs, synchronized_bn, backbone_weights,
+    inputs, features, x, norm = _encoder(
+        num_classes, input_shape, backbone, output_stride=output_stride, multi_grid=multi_grid,
+        aspp_filters=aspp_filters, rates=aspp_rates, separable=bool(separable), dropout=dropout,
+        backbone_kwargs=backbone_kwargs, norm=norm, backbone_weights=backbone_weights,
     )
 
     # === Decoder ===
     low_level = conv_bn_relu(
-        features["P2"], low_level_filters, 1, "decoder_low_level", synchronized_bn=synchronized_bn
+        features["P2"], low_level_filters, 1, "decoder_low_level", norm=norm
     )
     x = ResizeLike(name="decoder_upsample")([x, low_level])
     x = keras.layers.Concatenate(name="decoder_concat")([x, low_level])
     for index in (1, 2):
         x = conv_bn_relu(
             x, decoder_filters, 3, f"decoder_conv{index}", separable=separable_decoder,
-            synchronized_bn=synchronized_bn,
+            norm=norm,
         )
     outputs = classifier_head(x, num_classes, inputs, activation)
-    model = keras.Model(inputs, outputs, name=name or f"deeplabv3plus_{backbone}")
+    model = keras.Model(inputs, outputs, name=name or f"deeplabv3plus_{backbone_name(backbone)}")
     alpha = (backbone_kwargs or {}).get("alpha", 1.0)
     return load_model_weights(model, weights, "deeplabv3plus", backbone, alpha)

@@ -58,18 +58,20 @@ def _make_builder(stride):
         num_classes=21,
         input_shape=(None, None, 3),
         backbone="vgg16",
+        *,
         reduced_fc=False,
         dropout=0.5,
         trainable_upsampling=True,
         backbone_kwargs=None,
+        norm=None,
         weights=None,
         backbone_weights=None,
         activation=None,
         name=None,
     ):
-        input_shape = check_builder_arguments(
-            num_classes, input_shape, backbone, backbone_weights=backbone_weights,
-            backbones=FCN_BACKBONES,
+        input_shape, norm = check_builder_arguments(
+            num_classes, input_shape, backbone=backbone, backbone_weights=backbone_weights,
+            backbones=FCN_BACKBONES, norm=norm,
         )
         check_rate("dropout", dropout)
         if reduced_fc and backbone != "vgg16":
@@ -80,7 +82,7 @@ def _make_builder(stride):
 
         # === Backbone ===
         inputs, features = image_and_features(
-            input_shape, backbone, backbone_weights=backbone_weights,
+            input_shape, backbone, backbone_weights=backbone_weights, norm=norm,
             backbone_kwargs=backbone_kwargs,
         )
         x = features["P5"]
@@ -133,6 +135,9 @@ def _docstring(stride):
         trainable_upsampling: False freezes the upsampling at bilinear.
         backbone_kwargs: extra backbone arguments, e.g. {{"alpha": 0.35}} for
             MobileNetV2.
+        norm: the model's `BatchNormSettings`, which makes every
+            BatchNormalization layer (a dict of its fields; None for
+            `BatchNormSettings()`).
         weights: None or the path of a full-model weights file.
         backbone_weights: None, "imagenet" or the path of a
             `keras.applications` weights file for the backbone. With VGG16,

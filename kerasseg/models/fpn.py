@@ -4,11 +4,11 @@ LPSNet uses it (Hong et al., CVPR 2021)."""
 
 import keras
 
-from kerasseg.layers import ResizeLike
+from kerasseg.layers import DEFAULT_NORM, ResizeLike
 
 
-def feature_pyramid(features, filters=256, top_level=7, ppm=True, ppm_bins=(1, 2, 3, 6),
-                    synchronized_bn=False, name="fpn"):
+def feature_pyramid(features, filters=256, top_level=7, *, ppm=True, ppm_bins=(1, 2, 3, 6),
+                    norm=DEFAULT_NORM, name="fpn"):
     """FPN levels P2..`top_level` from backbone levels P2..P5.
 
     P2..P5: 1x1 lateral convs, top-down bilinear upsampling with
@@ -24,7 +24,7 @@ def feature_pyramid(features, filters=256, top_level=7, ppm=True, ppm_bins=(1, 2
         top_level: highest level built, 5, 6 or 7.
         ppm: apply the pyramid pooling module to P5 before its lateral conv.
         ppm_bins: pooling grid sizes of the module.
-        synchronized_bn: synchronized batch norm in the module under tf.distribute.
+        norm: the `BatchNormSettings` of every BatchNormalization layer.
         name: layer-name prefix.
 
     Returns:
@@ -37,7 +37,7 @@ def feature_pyramid(features, filters=256, top_level=7, ppm=True, ppm_bins=(1, 2
         # Branches of filters / len(bins) channels keep the module light; the
         # lateral 1x1 conv then maps its output to `filters`.
         top = pyramid_pooling_module(top, bins=ppm_bins, filters=max(1, filters // len(ppm_bins)),
-                                     synchronized_bn=synchronized_bn, name=f"{name}_ppm")
+                                     norm=norm, name=f"{name}_ppm")
     inputs = {"P2": features["P2"], "P3": features["P3"], "P4": features["P4"], "P5": top}
     laterals = {
         level: keras.layers.Conv2D(filters, 1, name=f"{name}_lateral_{level.lower()}")(x)

@@ -26,6 +26,7 @@ import math
 
 import keras
 
+from kerasseg.backbones import backbone_name
 from kerasseg.data.labels import COCO_PANOPTIC_CLASSES, COCO_THING_CLASSES
 from kerasseg.layers import BoxDecoder, ResizeLike
 from kerasseg.models.blocks import conv_bn_relu, output_layer
@@ -37,14 +38,20 @@ BOX_LEVELS = (3, 4, 5, 6, 7)
 SEMANTIC_LEVELS = (2, 3, 4, 5)
 
 
+def _is_class_id(value, num_classes):
+    try:
+        return check_positive_int("thing_classes", value, 0) < num_classes
+    except ValueError:
+        return False
+
+
 def _check_thing_classes(thing_classes, num_classes):
     """`thing_classes` as a tuple of distinct ids in [0, num_classes)."""
     if thing_classes is None:
         return tuple(range(num_classes))
     thing_classes = tuple(thing_classes)
-    if not thing_classes or len(set(thing_classes)) != len(thing_classes) or any(
-        isinstance(t, bool) or not isinstance(t, int) or not 0 <= t < num_classes
-        for t in thing_classes
+    if not thing_classes or len(set(thing_classes)) != len(thing_classes) or not all(
+        _is_class_id(t, num_classes) for t in thing_classes
     ):
         hint = ""
         if thing_classes == COCO_THING_CLASSES:
@@ -115,13 +122,14 @@ def lpsnet(
     num_classes=COCO_PANOPTIC_CLASSES,
     input_shape=(None, None, 3),
     backbone="resnet50",
+    *,
     thing_classes=COCO_THING_CLASSES,
     fpn_filters=256,
     semantic_filters=128,
     head_convs=4,
     ppm=True,
     backbone_kwargs=None,
-    synchronized_bn=False,
+    norm=None,
     weights=None,
     backbone_weights=None,
     activation=None,
@@ -157,7 +165,9 @@ def lpsnet(
         ppm: pyramid pooling module on the top backbone level.
         backbone_kwargs: extra keyword arguments of the backbone, e.g.
             {"alpha": 0.35} for MobileNets.
-        synchronized_bn: synchronized batch norm under tf.distribute.
+        norm: the model's `BatchNormSettings`, which makes every
+            BatchNormalization layer (a dict of its fields; None for
+            `BatchNormSettings()`).
         weights: None or the path of a full-model weights file.
         backbone_weights: None, "imagenet" or a backbone weights file.
         activation: None for semantic logits, or e.g. "softmax".
@@ -176,8 +186,8 @@ def lpsnet(
         >>> model = lpsnet(7, backbone="mobilenetv2", thing_classes=(4, 5, 6))
         >>> outputs = model(images)  # dict of four tensors
     """
-    input_shape = check_builder_arguments(
-        num_classes, input_shape, backbone, backbone_weights=backbone_weights
+    input_shape, norm = check_builder_arguments(
+        num_classes, input_shape, backbone=backbone, backbone_weights=backbone_weights, norm=norm,
     )
     check_positive_int("fpn_filters", fpn_filters)
     check_positive_int("semantic_filters", semantic_filters)
@@ -187,10 +197,10 @@ def lpsnet(
     # === Backbone and FPN ===
     inputs, features = image_and_features(
         input_shape, backbone, backbone_weights=backbone_weights,
-        synchronized_bn=synchronized_bn, backbone_kwargs=backbone_kwargs,
+        norm=norm, backbone_kwargs=backbone_kwargs,
     )
     pyramid = feature_pyramid(features, fpn_filters, top_level=max(BOX_LEVELS), ppm=ppm,
-                              synchronized_bn=synchronized_bn)
+                              norm=norm)
 
     # === Box head (P3-P7) ===
     outputs = _box_head(pyramid, len(thing_classes), fpn_filters, head_convs)
@@ -199,7 +209,7 @@ def lpsnet(
     branches = []
     for level in SEMANTIC_LEVELS:
         x = conv_bn_relu(pyramid[f"P{level}"], semantic_filters, 3, name=f"semantic_p{level}_conv",
-                         synchronized_bn=synchronized_bn)
+                         norm=norm)
         if level != SEMANTIC_LEVELS[0]:
             x = ResizeLike(name=f"semantic_p{level}_upsample")([x, pyramid["P2"]])
         branches.append(x)
@@ -209,5 +219,5 @@ def lpsnet(
     semantic = output_layer(x, activation)
 
     outputs = {"semantic": semantic, **outputs}
-    model = keras.Model(inputs, outputs, name=name or f"lpsnet_{backbone}")
+    model = keras.Model(inputs, outputs, name=name or f"lpsnet_{backbone_name(backbone)}")
     return load_model_weights(model, weights)

@@ -2,6 +2,7 @@
 
 import keras
 
+from kerasseg.backbones import backbone_name
 from kerasseg.layers import ResizeLike
 from kerasseg.models.blocks import output_layer
 from kerasseg.models.inputs import check_builder_arguments, image_and_features
@@ -14,12 +15,13 @@ def lraspp(
     num_classes=19,
     input_shape=(None, None, 3),
     backbone="mobilenetv3large",
+    *,
     output_stride=16,
     high_level="P5",
     low_level="P3",
     head_filters=128,
     backbone_kwargs=None,
-    synchronized_bn=False,
+    norm=None,
     weights=None,
     backbone_weights=None,
     activation=None,
@@ -58,7 +60,9 @@ def lraspp(
         head_filters: Channels of the R-ASPP branch.
         backbone_kwargs: Extra keyword arguments for the backbone function
             (for instance the MobileNet width multiplier `alpha`).
-        synchronized_bn: Use synchronized batch normalization (multi-replica).
+        norm: the model's `BatchNormSettings`, which makes every
+            BatchNormalization layer (a dict of its fields; None for
+            `BatchNormSettings()`).
         weights: Path of a full-model weights file to load, or None.
         backbone_weights: None, "imagenet" or a path, passed to the backbone.
         activation: None for logits, or an activation for the output
@@ -74,8 +78,9 @@ def lraspp(
         >>> model = lraspp(1, (256, 256, 3), backbone="mobilenetv3small",
         ...                activation="sigmoid")
     """
-    input_shape = check_builder_arguments(
-        num_classes, input_shape, backbone, output_stride, backbone_weights
+    input_shape, norm = check_builder_arguments(
+        num_classes, input_shape, backbone=backbone, output_stride=output_stride,
+        backbone_weights=backbone_weights, norm=norm,
     )
     check_choice("high_level", high_level, _LEVELS)
     check_choice("low_level", low_level, _LEVELS)
@@ -87,13 +92,14 @@ def lraspp(
     check_positive_int("head_filters", head_filters)
 
     inputs, features = image_and_features(
-        input_shape, backbone, output_stride, backbone_weights, synchronized_bn, backbone_kwargs
+        input_shape, backbone, output_stride=output_stride, backbone_weights=backbone_weights,
+        norm=norm, backbone_kwargs=backbone_kwargs,
     )
     high, low = features[high_level], features[low_level]
 
     # === Lite R-ASPP ===
     x = keras.layers.Conv2D(head_filters, 1, use_bias=False, name="lraspp_conv")(high)
-    x = keras.layers.BatchNormalization(synchronized=synchronized_bn, name="lraspp_conv_bn")(x)
+    x = norm(x, "lraspp_conv_bn")
     x = keras.layers.ReLU(name="lraspp_conv_relu")(x)
     gate = keras.layers.GlobalAveragePooling2D(keepdims=True, name="lraspp_pool")(high)
     gate = keras.layers.Conv2D(head_filters, 1, name="lraspp_pool_conv")(gate)
@@ -108,5 +114,5 @@ def lraspp(
     x = ResizeLike(name="upsample_logits")([x, inputs])
     x = output_layer(x, activation)
 
-    model = keras.Model(inputs, x, name=name or f"lraspp_{backbone}")
+    model = keras.Model(inputs, x, name=name or f"lraspp_{backbone_name(backbone)}")
     return load_model_weights(model, weights)

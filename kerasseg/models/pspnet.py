@@ -5,6 +5,7 @@ Reference: [Pyramid Scene Parsing Network](https://arxiv.org/abs/1612.01105).
 
 import keras
 
+from kerasseg.backbones import backbone_name
 from kerasseg.layers import ResizeLike
 from kerasseg.models.blocks import classifier_head, conv_bn_relu
 from kerasseg.models.decoders import pyramid_pooling_module
@@ -19,6 +20,7 @@ def pspnet(
     num_classes=21,
     input_shape=(None, None, 3),
     backbone="resnet50",
+    *,
     output_stride=8,
     bins=(1, 2, 3, 6),
     ppm_filters=None,
@@ -27,7 +29,7 @@ def pspnet(
     auxiliary=False,
     aux_filters=256,
     backbone_kwargs=None,
-    synchronized_bn=False,
+    norm=None,
     weights=None,
     backbone_weights=None,
     activation=None,
@@ -70,7 +72,9 @@ def pspnet(
         aux_filters: channels of the auxiliary head's 3x3 conv.
         backbone_kwargs: extra backbone arguments, e.g. {"alpha": 0.5} for
             MobileNets or {"multi_grid": (1, 2, 4)} for ResNets.
-        synchronized_bn: use synchronized batch normalisation.
+        norm: the model's `BatchNormSettings`, which makes every
+            BatchNormalization layer (a dict of its fields; None for
+            `BatchNormSettings()`).
         weights: None or the path of a full-model weights file.
         backbone_weights: None, "imagenet" or the path of a backbone weights
             file.
@@ -88,8 +92,9 @@ def pspnet(
     >>> model.compile("adam", loss=[loss, loss], loss_weights=[1.0, AUX_LOSS_WEIGHT])
     >>> deployable = without_auxiliary(model)
     """
-    input_shape = check_builder_arguments(
-        num_classes, input_shape, backbone, output_stride, backbone_weights
+    input_shape, norm = check_builder_arguments(
+        num_classes, input_shape, backbone=backbone, output_stride=output_stride,
+        backbone_weights=backbone_weights, norm=norm,
     )
     check_positive_int("head_filters", head_filters)
     check_positive_int("aux_filters", aux_filters)
@@ -97,13 +102,14 @@ def pspnet(
 
     # === Backbone ===
     inputs, features = image_and_features(
-        input_shape, backbone, output_stride, backbone_weights, synchronized_bn, backbone_kwargs
+        input_shape, backbone, output_stride=output_stride, backbone_weights=backbone_weights,
+        norm=norm, backbone_kwargs=backbone_kwargs,
     )
 
     # === Auxiliary head (training only) ===
     if auxiliary:
         aux = conv_bn_relu(
-            features["P4"], aux_filters, 3, "aux_conv", synchronized_bn=synchronized_bn
+            features["P4"], aux_filters, 3, "aux_conv", norm=norm
         )
         aux = keras.layers.Dropout(dropout, name="aux_dropout")(aux)
         aux = keras.layers.Conv2D(num_classes, 1, name="aux_classifier")(aux)
@@ -113,13 +119,13 @@ def pspnet(
         )(aux)
 
     # === Pyramid pooling and head ===
-    x = pyramid_pooling_module(features["P5"], bins, ppm_filters, synchronized_bn=synchronized_bn)
-    x = conv_bn_relu(x, head_filters, 3, "head_conv", synchronized_bn=synchronized_bn)
+    x = pyramid_pooling_module(features["P5"], bins, ppm_filters, norm=norm)
+    x = conv_bn_relu(x, head_filters, 3, "head_conv", norm=norm)
     x = keras.layers.Dropout(dropout, name="head_dropout")(x)
     logits = classifier_head(x, num_classes, inputs, activation)
 
     outputs = [logits, aux] if auxiliary else logits
-    model = keras.Model(inputs, outputs, name=name or f"pspnet_{backbone}")
+    model = keras.Model(inputs, outputs, name=name or f"pspnet_{backbone_name(backbone)}")
     return load_model_weights(model, weights)
 
 

@@ -17,8 +17,9 @@ def segnet(
     num_classes=11,
     input_shape=(None, None, 3),
     backbone="vgg16_bn",
+    *,
     base_filters=64,
-    synchronized_bn=False,
+    norm=None,
     index_dropout=0.0,
     weights=None,
     backbone_weights=None,
@@ -53,7 +54,9 @@ def segnet(
             encoder SegNet defines.
         base_filters: width of the first block (64 in the paper); the others
             are 2x, 4x, 8x and 8x. ImageNet weights need 64.
-        synchronized_bn: use synchronised batch norm across replicas.
+        norm: the model's `BatchNormSettings`, which makes every
+            BatchNormalization layer (a dict of its fields; None for
+            `BatchNormSettings()`).
         index_dropout: in training only, the share of pooling indices replaced
             by a random position in their 2x2 window (0 in the paper). A
             model for int8 inference wants about 0.5: 8-bit activations move
@@ -75,14 +78,14 @@ def segnet(
     Example:
         >>> model = kerasseg.segnet()  # CamVid, 11 classes
     """
-    input_shape = check_builder_arguments(
-        num_classes, input_shape, backbone, backbone_weights=backbone_weights,
-        backbones=("vgg16_bn",),
+    input_shape, norm = check_builder_arguments(
+        num_classes, input_shape, backbone=backbone, backbone_weights=backbone_weights,
+        backbones=("vgg16_bn",), norm=norm,
     )
 
     # === Encoder: VGG16-BN, whose poolings record their argmax ===
     inputs, features = image_and_features(
-        input_shape, backbone, backbone_weights=backbone_weights, synchronized_bn=synchronized_bn,
+        input_shape, backbone, backbone_weights=backbone_weights, norm=norm,
         backbone_kwargs={"base_filters": base_filters, "index_dropout": index_dropout},
     )
     encoder = keras.Model(inputs, features)
@@ -98,7 +101,7 @@ def segnet(
         widths = [filters] * (convs - 1) + ([VGG16_BLOCKS[block - 2][1]] if block > 1 else [])
         for index, width in enumerate(widths, start=1):
             x = vgg_bn_conv(x, width * base_filters // 64, f"decoder_block{block}_conv{index}",
-                            synchronized_bn=synchronized_bn)
+                            norm=norm)
 
     x = keras.layers.Conv2D(num_classes, 3, padding="same", name="classifier")(x)
     outputs = output_layer(x, activation)

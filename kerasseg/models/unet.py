@@ -9,7 +9,7 @@ import keras
 from kerasseg.layers import CropLike, Preprocess
 from kerasseg.models.blocks import output_layer
 from kerasseg.models.inputs import check_builder_arguments, image_input
-from kerasseg.utils import check_choice, check_positive_int, load_model_weights
+from kerasseg.utils import check_choice, check_positive_int, check_type, load_model_weights
 
 PADDINGS = ("same", "valid")
 
@@ -46,13 +46,14 @@ def _check_valid_size(input_shape, depth):
             )
 
 
-def _double_conv(x, filters, padding, batch_norm, name):
+def _double_conv(x, filters, padding, norm, name):
+    """Two 3x3 convs with ReLU, each followed by `norm` when it is not None."""
     for index in (1, 2):
         x = keras.layers.Conv2D(
-            filters, 3, padding=padding, use_bias=not batch_norm, name=f"{name}_conv{index}"
+            filters, 3, padding=padding, use_bias=norm is None, name=f"{name}_conv{index}"
         )(x)
-        if batch_norm:
-            x = keras.layers.BatchNormalization(name=f"{name}_conv{index}_bn")(x)
+        if norm is not None:
+            x = norm(x, f"{name}_conv{index}_bn")
         x = keras.layers.ReLU(name=f"{name}_conv{index}_relu")(x)
     return x
 
@@ -60,10 +61,12 @@ def _double_conv(x, filters, padding, batch_norm, name):
 def unet(
     num_classes=2,
     input_shape=(None, None, 3),
+    *,
     base_filters=64,
     depth=4,
     padding="same",
     batch_norm=False,
+    norm=None,
     dropout=0.5,
     weights=None,
     activation=None,
@@ -93,6 +96,8 @@ def unet(
             unpadded convolutions; output smaller than the input).
         batch_norm: add batch normalisation after every convolution (not in
             the paper).
+        norm: the `BatchNormSettings` of those layers, with `batch_norm` (a
+            dict of its fields; None for `BatchNormSettings()`).
         dropout: dropout rate at the end of the contracting path, as in the
             paper.
         weights: None or the path of a full-model weights file.
@@ -105,7 +110,9 @@ def unet(
     Example:
         >>> model = kerasseg.unet(input_shape=(None, None, 1))  # 2 classes
     """
-    input_shape = check_builder_arguments(num_classes, input_shape)
+    input_shape, norm = check_builder_arguments(num_classes, input_shape, norm=norm)
+    check_type("batch_norm", batch_norm, bool)
+    norm = norm if batch_norm else None
     check_positive_int("base_filters", base_filters)
     check_positive_int("depth", depth)
     check_choice("padding", padding, PADDINGS)
@@ -118,11 +125,11 @@ def unet(
     # === Contracting path ===
     skips = []
     for level in range(depth):
-        x = _double_conv(x, base_filters * 2**level, padding, batch_norm, f"down{level + 1}")
+        x = _double_conv(x, base_filters * 2**level, padding, norm, f"down{level + 1}")
         skips.append(x)
         # "same" pooling is ceil mode: odd maps keep their last row/column.
         x = keras.layers.MaxPooling2D(2, padding=padding, name=f"down{level + 1}_pool")(x)
-    x = _double_conv(x, base_filters * 2**depth, padding, batch_norm, "bottleneck")
+    x = _double_conv(x, base_filters * 2**depth, padding, norm, "bottleneck")
     x = keras.layers.Dropout(dropout, name="bottleneck_dropout")(x)
 
     # === Expanding path ===
@@ -135,7 +142,7 @@ def unet(
         else:
             x = CropLike(offset=0, name=f"up{level}_crop")([x, skip])
         x = keras.layers.Concatenate(name=f"up{level}_concat")([skip, x])
-        x = _double_conv(x, filters, padding, batch_norm, f"up{level}")
+        x = _double_conv(x, filters, padding, norm, f"up{level}")
 
     x = keras.layers.Conv2D(num_classes, 1, name="classifier")(x)
     outputs = output_layer(x, activation)

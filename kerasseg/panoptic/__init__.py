@@ -37,7 +37,7 @@ from kerasseg.utils import lazy_attributes
 
 _LAZY = {
     "panoptic_merge_tf": "kerasseg.panoptic.merge_tf",
-    "PanopticQuality": "kerasseg.panoptic.quality",
+    "PanopticQuality": "kerasseg.panoptic.quality_metric",
     "lpsnet_losses": "kerasseg.panoptic.losses",
     "compile_lpsnet": "kerasseg.panoptic.losses",
     "lpsnet_optimizer": "kerasseg.panoptic.losses",

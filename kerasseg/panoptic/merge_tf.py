@@ -65,7 +65,7 @@ def detect_tf(class_logits, boxes, borderness, score_threshold, nms_threshold, p
             tf.gather(tf.gather(flat, candidates), index))
 
 
-def paste_tf(labels, boxes, classes, thing_classes, num_classes, overlap_threshold,
+def paste_tf(labels, boxes, classes, thing_classes, num_classes, *, overlap_threshold,
              min_thing_area, min_stuff_area, label_divisor=LABEL_DIVISOR):
     """TensorFlow twin of `kerasseg.panoptic.merge.paste`."""
     labels = tf.cast(labels, tf.int32)
@@ -132,5 +132,6 @@ def panoptic_merge_tf(semantic_logits, class_logits, boxes, borderness, thing_cl
     )
     thing_classes = tuple(int(t) for t in thing_classes)
     return paste_tf(labels, det_boxes, det_classes, thing_classes, num_classes,
-                    settings["overlap_threshold"], settings["min_thing_area"],
-                    settings["min_stuff_area"], label_divisor)
+                    overlap_threshold=settings["overlap_threshold"],
+                    min_thing_area=settings["min_thing_area"],
+                    min_stuff_area=settings["min_stuff_area"], label_divisor=label_divisor)

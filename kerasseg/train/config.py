@@ -34,6 +34,7 @@ loss: {name: lpsnet, args: {preset: coco, size_ranges: [[0, 32], [32, 64], [64, 
 ```
 """
 
+import copy
 import dataclasses
 import json
 import os
@@ -41,6 +42,7 @@ import reprlib
 
 import yaml
 
+from kerasseg.data.augment import Augmentation
 from kerasseg.data.labels import IGNORE_LABEL
 from kerasseg.train.strategy import PRECISIONS, STRATEGIES
 from kerasseg.train.tasks import DATASETS, TASKS, config_task_name
@@ -54,23 +56,22 @@ SCHEDULES = ("poly", "step")
 class ModelConfig:
     """`name`: a kerasseg builder (`kerasseg.models.MODELS`) or one given
     to `kerasseg.register_builder`; `args`: its keyword arguments. `bn_momentum`
-    overrides the momentum of every BatchNormalization layer (None keeps the
-    builder's): the 0.999 of `keras.applications` backbones, right for
-    fine-tuning, leaves the moving statistics near their initial values for
-    the first thousand steps of a short run from scratch, so validation would
-    score a broken model; 0.9 suits such runs.
+    sets the momentum of every BatchNormalization layer, in the builder's
+    `norm` (`kerasseg.layers.BatchNormSettings`; None keeps its default,
+    0.99): a slow average leaves the moving statistics near their initial
+    values for the first hundreds of steps of a short run from scratch, so
+    validation would score a broken model; 0.9 suits such runs.
 
     The default model (the one `kerasseg quickstart` trains) is a DeepLabv3+
     MobileNetV2 at width 0.35 whose ASPP reads the last block (112 channels,
     as in the reference implementation's MobileNetV2 models) instead of the
     1280-channel last conv, with separable ASPP branches and plain 3x3
     decoder convolutions (`separable="aspp"`): XNNPACK runs int8 depthwise
-    convolutions on CPUs no faster than float, plain ones 2.5-4.6x faster.
-    Against the all-separable model on the 1280 channels it has 0.41M
-    parameters instead of 0.91M, scores 0.542 validation mIoU in the
-    quickstart instead of 0.506, runs int8 about as fast, and int8 runs it
-    2.4x (128x128) to 2.65x (512x512) faster than fp32 on one thread instead
-    of 1.7-2.0x (`benchmarks/export.py --quickstart-model`)."""
+    convolutions on CPUs no faster than float, plain ones several times
+    faster. Against the all-separable model on the 1280 channels it is half
+    the size, more accurate in the quickstart and gains more from int8: the
+    measured figures are in the README ("int8 speed", and the Benchmarks
+    table, `benchmarks/export.py --quickstart-model`)."""
 
     name: str = "deeplabv3plus"
     args: dict = dataclasses.field(
@@ -105,8 +106,9 @@ class DataConfig:
     when it fits in 2 GiB, `kerasseg.train.datasets.RESIZED_CACHE_BYTES`).
     `copy_paste` is the chance that a training example gets the `paste_class`
     pixels of another pasted on, at a height in `paste_scale` of its own, and
-    `blur` the chance of a Gaussian blur (`kerasseg.data.pipeline`): portrait
-    augmentation.
+    `blur` the chance of a Gaussian blur: portrait augmentation. The keys
+    named as fields of `kerasseg.data.Augmentation` make the training
+    augmentation (`augmentation()`), which `augment: false` turns off.
     """
 
     dataset: str = "synthetic"
@@ -137,11 +139,7 @@ class DataConfig:
             check_positive_int("data.num_classes", self.num_classes)
         self.image_size = _check_pair(
             "data.image_size", self.image_size, "[height, width], integers >= 32",
-            lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 32)
-        self.scale_range = _check_pair(
-            "data.scale_range", self.scale_range, "[min, max] with 0 < min <= max",
-            lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0,
-            ordered=True, convert=float)
+            lambda argument, v: check_positive_int(argument, v, 32))
         check_positive_int("data.batch_size", self.batch_size)
         for name in ("num_train_images", "num_val_images"):
             if getattr(self, name) is not None:
@@ -150,13 +148,18 @@ class DataConfig:
         check_positive_int("data.seed", self.seed, 0)
         check_type("data.augment", self.augment, bool)
         check_type("data.resize", self.resize, bool)
-        for name in ("copy_paste", "blur"):
-            check_number(f"data.{name}", getattr(self, name), 0, 1)
-        self.paste_scale = _check_pair(
-            "data.paste_scale", self.paste_scale, "[min, max] with 0 < min <= max",
-            lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0,
-            ordered=True, convert=float)
-        check_positive_int("data.paste_class", self.paste_class, 0)
+        try:
+            augmentation = self.augmentation()
+        except ValueError as error:
+            raise ValueError(f"data: {error}") from None
+        self.scale_range, self.paste_scale = augmentation.scale_range, augmentation.paste_scale
+
+    def augmentation(self):
+        """The training `kerasseg.data.Augmentation` of these settings: every
+        field of it that this section has (same name), the others its defaults."""
+        names = {f.name for f in dataclasses.fields(Augmentation)}
+        return Augmentation(**{f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+                               if f.name in names})
 
 
 @dataclasses.dataclass
@@ -187,12 +190,15 @@ class OptimizerConfig:
         check_positive_int("optimizer.warmup_steps", self.warmup_steps, 0)
         check_choice("optimizer.schedule", self.schedule, SCHEDULES)
         fractions = self.decay_at
-        if (not isinstance(fractions, (list, tuple)) or not all(
-                isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v < 1
-                for v in fractions) or list(fractions) != sorted(fractions)):
+        try:
+            check_type("optimizer.decay_at", fractions, (list, tuple))
+            self.decay_at = tuple(
+                float(check_number("optimizer.decay_at", v, 0, 1, True, True)) for v in fractions)
+            if list(self.decay_at) != sorted(self.decay_at):
+                raise ValueError
+        except ValueError:
             raise ValueError("`optimizer.decay_at` must be increasing fractions of the run in "
-                             f"(0, 1). Received: optimizer.decay_at={fractions!r}")
-        self.decay_at = tuple(float(v) for v in fractions)
+                             f"(0, 1). Received: optimizer.decay_at={fractions!r}") from None
         check_number("optimizer.decay_rate", self.decay_rate, 0, 1, low_open=True)
 
 
@@ -276,7 +282,11 @@ class Config:
 
     @classmethod
     def from_dict(cls, values, source="config"):
-        """Builds a Config from nested dicts; `source` names the origin in errors."""
+        """Builds a Config from nested dicts; `source` names the origin in errors.
+
+        The values given are kept (`given_values`), so that `replace` can
+        resolve the defaults again from what the user wrote.
+        """
         if values is None:
             values = {}
         if not isinstance(values, dict):
@@ -284,7 +294,7 @@ class Config:
             raise ValueError(f"{source}: expected a mapping of sections. Received: "
                              f"{type(values).__name__} {reprlib.repr(values)}")
         _check_keys(source, values, _SECTIONS)
-        sections = {}
+        given = {}
         for name, section_cls in _SECTIONS.items():
             section = values.get(name) or {}
             if not isinstance(section, dict):
@@ -292,22 +302,14 @@ class Config:
                                  f"{section!r}")
             fields = {f.name for f in dataclasses.fields(section_cls)}
             _check_keys(f"{source}: section `{name}`", section, fields)
-            sections[name] = dict(section)
-        model = sections["model"]
-        if model.get("name", ModelConfig.name) != ModelConfig.name:
-            # The default args are the default model's: another model starts from none.
-            model.setdefault("args", {})
-            if isinstance(model["name"], str):
-                data = sections["data"]
-                task = config_task_name(model["name"], data.get("dataset", DataConfig.dataset),
-                                        data.get("num_classes"))
-                for name, defaults in TASKS[task].defaults.items():
-                    sections[name] = {**defaults, **sections[name]}
-        sections = {name: _SECTIONS[name](**section) for name, section in sections.items()}
+            given[name] = copy.deepcopy(section)
+        sections = _resolve_defaults(given)
         try:
-            return cls(**sections)
+            config = cls(**{name: _SECTIONS[name](**section) for name, section in sections.items()})
         except ValueError as error:
             raise ValueError(f"{source}: {error}") from None
+        config._given = given
+        return config
 
     @classmethod
     def load(cls, path):
@@ -334,12 +336,38 @@ class Config:
         values["optimizer"]["decay_at"] = list(self.optimizer.decay_at)
         return values
 
+    def given_values(self):
+        """The values the user gave, by section (a copy): those `from_dict`
+        received, or, for a Config built from its sections, every value that
+        differs from the field's default."""
+        given = getattr(self, "_given", None)
+        if given is None:
+            defaults = Config.__new__(Config)
+            for name, section_cls in _SECTIONS.items():
+                setattr(defaults, name, section_cls())
+            default_values, values = defaults.to_dict(), self.to_dict()
+            given = {name: {key: value for key, value in section.items()
+                            if value != default_values[name][key]}
+                     for name, section in values.items()}
+        return copy.deepcopy(given)
+
     def replace(self, **sections):
-        """A copy with some fields changed: `config.replace(training={"epochs": 2})`."""
-        values = self.to_dict()
+        """A copy with some fields changed: `config.replace(training={"epochs": 2})`.
+
+        The changes apply to the values the user gave, and the defaults are
+        resolved again as `from_dict` does: a new `model.name` without
+        `model.args` starts from that builder's own defaults, and the task's
+        defaults (panoptic, binary) follow the new model and data.
+        """
+        values = self.given_values()
         for name, changes in sections.items():
             _check_keys("replace()", {name: None}, _SECTIONS)
-            values[name].update(changes)
+            if not isinstance(changes, dict):
+                raise ValueError(f"replace(): section `{name}` must be a mapping. Received: "
+                                 f"{changes!r}")
+            if name == "model" and "name" in changes and "args" not in changes:
+                values[name].pop("args", None)  # the arguments were the old model's
+            values[name].update(copy.deepcopy(changes))
         return Config.from_dict(values, source="replace()")
 
     def save(self, directory):
@@ -366,12 +394,32 @@ def as_config(config):
     return Config.load(config)
 
 
-def _check_pair(argument, value, expected, valid_item, ordered=False, convert=None):
-    """A 2-element list/tuple of valid items (increasing when `ordered`), as a tuple."""
-    if (not isinstance(value, (list, tuple)) or len(value) != 2
-            or not all(valid_item(v) for v in value) or (ordered and value[0] > value[1])):
-        raise ValueError(f"`{argument}` must be {expected}. Received: {argument}={value!r}")
-    return tuple(convert(v) for v in value) if convert else tuple(value)
+def _resolve_defaults(given):
+    """The sections to build from the values given: the default model's args
+    only for the default model, and the task's defaults under what was given."""
+    sections = copy.deepcopy(given)
+    model, data = sections["model"], sections["data"]
+    name = model.get("name", ModelConfig.name)
+    if name != ModelConfig.name:
+        model.setdefault("args", {})  # the default args are the default model's
+    if isinstance(name, str):
+        task = config_task_name(name, data.get("dataset", DataConfig.dataset),
+                                data.get("num_classes"))
+        for section, defaults in TASKS[task].defaults.items():
+            sections[section] = {**defaults, **sections[section]}
+    return sections
+
+
+def _check_pair(argument, value, expected, check_item):
+    """A 2-element list/tuple whose items pass `check_item(argument, item)` (a
+    `check_*` helper returning the item), as a tuple."""
+    try:
+        if not isinstance(value, (list, tuple)) or len(value) != 2:
+            raise ValueError
+        return tuple(check_item(argument, v) for v in value)
+    except ValueError:
+        raise ValueError(f"`{argument}` must be {expected}. Received: {argument}={value!r}") \
+            from None
 
 
 def _check_keys(where, values, valid):

@@ -3,24 +3,33 @@
 import tensorflow as tf
 
 from kerasseg.data.augment import pipeline
-from kerasseg.data.readers import BINARY_DATASETS, DATASET_CLASSES, load_dataset
+from kerasseg.data.readers import SOURCES, load_dataset
 from kerasseg.data.synthetic import NUM_CLASSES as SYNTHETIC_CLASSES
 from kerasseg.data.synthetic import synthetic_dataset
 
 RESIZED_CACHE_BYTES = 2 * 2**30  # the most memory a resized split is cached in
 
 
+def dataset_num_classes(dataset):
+    """The classes a model of `dataset` outputs, from its `Source` (1 for a
+    binary-mask dataset: a one-channel model), or None when the dataset does
+    not say (it is given by `data.num_classes`)."""
+    if dataset == "synthetic":
+        return SYNTHETIC_CLASSES
+    source = SOURCES.get(dataset) if isinstance(dataset, str) else None
+    if source is None:
+        return None
+    if source.binary:
+        return 1  # one foreground class: a one-channel model
+    return len(source.classes) if source.classes else None
+
+
 def resolve_num_classes(config):
     """`data.num_classes`, or the dataset's own class count."""
     data = config.data
-    if data.num_classes:
-        return data.num_classes
-    if data.dataset == "synthetic":
-        return SYNTHETIC_CLASSES
-    if data.dataset in BINARY_DATASETS:
-        return 1  # one foreground class: a one-channel model
-    if data.dataset in DATASET_CLASSES:
-        return len(DATASET_CLASSES[data.dataset])
+    count = data.num_classes or dataset_num_classes(data.dataset)
+    if count:
+        return count
     raise ValueError(
         f"`data.num_classes` is required for data.dataset={data.dataset!r}. "
         "Received: data.num_classes=None"
@@ -34,10 +43,7 @@ def semantic_split(config, split):
         count = data.num_train_images if split == data.train_split else data.num_val_images
         dataset = synthetic_dataset(split, count, data.image_size, seed=data.seed)
         return cached_as_uint8(dataset)  # scenes are drawn in Python: draw each once
-    options = {}
-    if data.dataset == "folder":
-        options = {"num_classes": resolve_num_classes(config), "ignore_label": data.ignore_label}
-    dataset = load_dataset(data.dataset, data.root, split, **options)
+    dataset = load_dataset(data.dataset, data.root, split, **reader_options(config))
     if not data.resize:
         return dataset
     dataset = dataset.map(resize_example(data.image_size))
@@ -49,6 +55,15 @@ def semantic_split(config, split):
     if count < 0 or count * height * width * (3 + 4) > RESIZED_CACHE_BYTES:
         return dataset
     return cached_as_uint8(dataset)
+
+
+def reader_options(config):
+    """The options of the config's dataset reader (`Source.options`) that the
+    config sets: the class count and the ignore label, where the reader takes them."""
+    values = {"num_classes": lambda: resolve_num_classes(config),
+              "ignore_label": lambda: config.data.ignore_label}
+    options = SOURCES[config.data.dataset].options
+    return {name: value() for name, value in values.items() if name in options}
 
 
 def cached_as_uint8(dataset):
@@ -102,13 +117,9 @@ def training_stream(images, config, seed, steps, pad_label, targets=None):
             images.shuffle(buffer, seed=seed + index, reshuffle_each_iteration=False)
         )
     if data.augment:
-        stream = pipeline(
-            stream, training=True, crop_size=data.image_size, seed=seed, shuffle_buffer=0,
-            min_scale=data.scale_range[0], max_scale=data.scale_range[1],
-            ignore_label=pad_label, reseed_each_epoch=False, prefetch=False,
-            copy_paste=data.copy_paste, paste_scale=data.paste_scale,
-            paste_class=data.paste_class, blur=data.blur,
-        )
+        stream = pipeline(stream, training=True, crop_size=data.image_size, seed=seed,
+                          augmentation=data.augmentation(), shuffle_buffer=0,
+                          ignore_label=pad_label, reseed_each_epoch=False, prefetch=False)
     if targets is not None:
         stream = stream.map(targets, num_parallel_calls=tf.data.AUTOTUNE)
     options = tf.data.Options()

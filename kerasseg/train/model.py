@@ -1,15 +1,18 @@
 """The model of a run: built from `config.model`, and its batch normalisation.
 
 `build_model` resolves the builder by name (kerasseg's own, or one registered
-with `register_builder`: a config cannot import code), passes the task's and the strategy's
-arguments and sets BatchNormalization momenta; `recompute_batch_norm` gives a
-briefly trained model exact batch-norm statistics ("precise BN").
+with `register_builder`: a config cannot import code) and passes the task's and
+the strategy's arguments, the batch-norm settings among them;
+`recompute_batch_norm` gives a briefly trained model exact batch-norm
+statistics ("precise BN").
 """
 
+import dataclasses
 import inspect
 
 import keras
 
+from kerasseg.layers import batch_norm_settings
 from kerasseg.models import MODELS
 from kerasseg.utils import KerassegError
 
@@ -70,16 +73,17 @@ def resolve_builder(name):
 def build_model(config, num_classes, synchronized_bn=False, **task_args):
     """Builds the model of `config.model` (a `Config`): `name(num_classes, **args)`.
 
-    `synchronized_bn` is passed on to builders that take it; `bn_momentum`, if
-    set, replaces every BatchNormalization layer's momentum. `task_args` are
-    what the task requires of the builder (a panoptic model the dataset's
-    `thing_classes`, a binary one `activation="sigmoid"`): `model.args` may
-    leave them out or repeat them, but not set them otherwise.
+    Batch normalisation is set at build time, in the builder's `norm`
+    (`kerasseg.layers.BatchNormSettings`, maybe given in `model.args.norm`):
+    `synchronized_bn` and `model.bn_momentum` (if set) go into it. A builder
+    of your own without `norm` gets `synchronized_bn` if it takes that.
+    `task_args` are what the task requires of the builder (a panoptic model
+    the dataset's `thing_classes`, a binary one `activation="sigmoid"`):
+    `model.args` may leave them out or repeat them, but not set them otherwise.
     """
     builder = resolve_builder(config.model.name)
     args = dict(config.model.args)
-    if synchronized_bn and "synchronized_bn" in inspect.signature(builder).parameters:
-        args["synchronized_bn"] = True
+    args.update(_norm_args(builder, args, synchronized_bn, config.model.bn_momentum))
     for key, required in task_args.items():
         given = args.setdefault(key, required)
         if _comparable(given) != _comparable(required):
@@ -87,12 +91,27 @@ def build_model(config, num_classes, synchronized_bn=False, **task_args):
                 f"`model.args.{key}` must be {_comparable(required)!r} for this task (or be "
                 f"left out). Received: {_comparable(given)!r}"
             )
-    model = builder(num_classes, input_shape=(None, None, 3), **args)
-    if config.model.bn_momentum is not None:
-        # Read when the training step is traced, and saved by get_config.
-        for layer in batch_norm_layers(model):
-            layer.momentum = config.model.bn_momentum
-    return model
+    return builder(num_classes, input_shape=(None, None, 3), **args)
+
+
+def _norm_args(builder, args, synchronized_bn, momentum):
+    """The builder arguments that carry the run's batch-norm settings."""
+    parameters = inspect.signature(builder).parameters
+    if "norm" not in parameters:
+        if momentum is not None:
+            raise ValueError("`model.bn_momentum` needs a builder with a `norm` argument "
+                             f"(kerasseg.layers.BatchNormSettings). Received: model.name="
+                             f"{getattr(builder, '__name__', builder)!r}")
+        return {"synchronized_bn": True} if (
+            synchronized_bn and "synchronized_bn" in parameters) else {}
+    changes = {"synchronized": True} if synchronized_bn else {}
+    if momentum is not None:
+        changes["momentum"] = momentum
+    try:
+        norm = batch_norm_settings(args.get("norm"))
+    except ValueError as error:
+        raise ValueError(f"`model.args.norm`: {error}") from None
+    return {"norm": dataclasses.replace(norm, **changes)}
 
 
 def _comparable(value):
@@ -114,11 +133,10 @@ def recompute_batch_norm(model, images, batch_size=16):
     """Sets every BatchNormalization's moving mean and variance to the average
     of its batch statistics over `images` ("precise BN").
 
-    A short training run leaves the moving averages far from the data (the
-    MobileNet layers use momentum 0.999), so the inference-mode model would
-    be much worse than the training loss says. Running the model in training
-    mode with momentum 1 - 1/k on the k-th batch averages the batches exactly;
-    no weight changes.
+    A short training run leaves the moving averages far from the data, so
+    the inference-mode model would be much worse than the training loss
+    says. Running the model in training mode with momentum 1 - 1/k on the
+    k-th batch averages the batches exactly; no weight changes.
 
     Args:
         model: a Keras model.

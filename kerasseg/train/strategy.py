@@ -6,8 +6,9 @@
 - One GPU or CPU only: the default strategy (no replication).
 
 Batch normalisation is synchronised across replicas when there is more than
-one (`BatchNormalization(synchronized=True)`, passed to the builders as
-`synchronized_bn`), so batch statistics are computed over the global batch.
+one (`BatchNormalization(synchronized=True)`, set in the builders' `norm`
+by `kerasseg.train.build_model`), so batch statistics are computed over the
+global batch.
 
 On a GPU, training runs under the `mixed_float16` policy. Keras then wraps the
 optimizer in `keras.optimizers.LossScaleOptimizer` by itself at `compile`

@@ -26,9 +26,7 @@ import inspect
 import tensorflow as tf
 
 from kerasseg.data.class_weights import dataset_class_weights
-from kerasseg.data.readers import BINARY_DATASETS, DATASET_CLASSES
-from kerasseg.data.readers import DATASETS as READERS
-from kerasseg.data.synthetic import NUM_CLASSES as SYNTHETIC_CLASSES
+from kerasseg.data.readers import SOURCES
 from kerasseg.data.synthetic import person_mask_dataset
 from kerasseg.losses import LOSSES
 from kerasseg.metrics import PerClassIoU, segmentation_metrics
@@ -36,12 +34,17 @@ from kerasseg.panoptic.datasets import load_panoptic_split, panoptic_targets_fn
 from kerasseg.panoptic.losses import lpsnet_losses
 from kerasseg.panoptic.targets import VOID
 from kerasseg.train.callbacks import PanopticValidation
-from kerasseg.train.datasets import resolve_num_classes, semantic_split, validation_batches
+from kerasseg.train.datasets import (
+    dataset_num_classes,
+    resolve_num_classes,
+    semantic_split,
+    validation_batches,
+)
 from kerasseg.train.model import resolve_builder
 from kerasseg.utils import check_choice
 
-# "synthetic" plus the readers of `kerasseg.data.readers.DATASETS`.
-DATASETS = ("synthetic", *READERS)
+# "synthetic" plus the sources of `kerasseg.data.readers.SOURCES`.
+DATASETS = ("synthetic", *SOURCES)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -177,7 +180,7 @@ class BinaryTask(SemanticTask):
     """One-channel foreground masks, as portrait mode needs (see the module docstring)."""
 
     name = "binary"
-    datasets = ("synthetic", *BINARY_DATASETS)
+    datasets = ("synthetic", *(name for name, source in SOURCES.items() if source.binary))
     monitor = "val_foreground_iou"
 
     def mask_classes(self, data):
@@ -226,10 +229,7 @@ def task_name(model_name, num_classes=None):
 def config_task_name(model_name, dataset, num_classes=None):
     """`task_name` of a config's model and data: `num_classes` if set, else
     the dataset's own class count (1 for the binary-mask datasets)."""
-    if num_classes is None and dataset in BINARY_DATASETS:
-        num_classes = 1
-    own = SYNTHETIC_CLASSES if dataset == "synthetic" else len(DATASET_CLASSES.get(dataset, ()))
-    return task_name(model_name, num_classes or own or None)
+    return task_name(model_name, num_classes or dataset_num_classes(dataset))
 
 
 def load_split(config, split):

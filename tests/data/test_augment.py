@@ -27,9 +27,10 @@ def test_crop_and_flip_keep_image_and_mask_aligned():
     image, mask = _example()
     directions = set()
     for a in range(8):
-        out_image, out_mask = augment.augment(image, mask, _seed(a), crop_size=(16, 40),
-                                              min_scale=1.0, max_scale=1.0, jitter=False,
-                                              fill_value=FILL)
+        out_image, out_mask = augment.augment(
+            image, mask, _seed(a), crop_size=(16, 40),
+            augmentation=augment.Augmentation(scale_range=(1.0, 1.0), jitter=False),
+            fill_value=FILL)
         out_image, out_mask = out_image.numpy(), out_mask.numpy()
         assert out_image.shape == (16, 40, 3) and out_mask.shape == (16, 40)
         padded = out_image[..., 1] < 100  # no source pixel has y + 100 < 100
@@ -83,7 +84,8 @@ def test_photometric_jitter_is_bounded_and_leaves_the_mask():
     assert not np.allclose(jittered, image)
     assert float(tf.reduce_min(jittered)) >= 0 and float(tf.reduce_max(jittered)) <= 255
     np.testing.assert_array_equal(jittered, augment.photometric_jitter(image, _seed(3)))
-    _, out_mask = augment.augment(image, mask, _seed(5), None, 1.0, 1.0, flip=False)
+    _, out_mask = augment.augment(image, mask, _seed(5), None,
+                                  augment.Augmentation(scale_range=(1.0, 1.0), flip=False))
     np.testing.assert_array_equal(out_mask, mask)
 
 
@@ -149,8 +151,10 @@ def test_pipeline_arguments_are_checked():
         augment.pipeline(_dataset(), training=True, crop_size=(16, 0))
     with pytest.raises(ValueError, match="batch_size"):
         augment.pipeline(_dataset(), training=False, batch_size=0)
-    with pytest.raises(ValueError, match="min_scale"):
-        augment.pipeline(_dataset(), training=True, crop_size=8, min_scale=2.0, max_scale=1.0)
+    with pytest.raises(ValueError, match="`scale_range` must be \\(min, max\\)"):
+        augment.Augmentation(scale_range=(2.0, 1.0))
+    with pytest.raises(ValueError, match="`augmentation` must be of type Augmentation"):
+        augment.pipeline(_dataset(), training=True, crop_size=8, augmentation={"blur": 0.5})
     with pytest.raises(ValueError, match="fill_value"):
         augment.pipeline(_dataset(), training=False, fill_value=(1.0, 2.0))
 

@@ -103,7 +103,7 @@ def test_people_split_by_file_number(tmp_path):
         assert files == [f"{n}.png" for n in expected] and num_classes == 2
     pairs = _read(readers.people_dataset(tmp_path, "val"))
     assert len(pairs) == 2 and all(set(np.unique(mask)) <= {0, 1} for _, mask in pairs)
-    assert readers.DATASET_CLASSES["people"] == ("background", "person")
+    assert readers.SOURCES["people"].classes == ("background", "person")
     with pytest.raises(ValueError, match="split"):
         readers.people_dataset(tmp_path, "validation")
     _pair(tmp_path, "extra", image_dir="Training_Images", mask_dir="Ground_Truth")

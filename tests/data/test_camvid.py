@@ -51,7 +51,7 @@ def test_camvid_splits_void_and_pixels(tmp_path, with_lists):
 
 
 def test_camvid_classes_and_palette():
-    assert readers.DATASET_CLASSES["camvid"] == labels.CAMVID_CLASSES == (
+    assert readers.SOURCES["camvid"].classes == labels.CAMVID_CLASSES == (
         "Sky", "Building", "Pole", "Road", "Pavement", "Tree", "SignSymbol", "Fence", "Car",
         "Pedestrian", "Bicyclist",
     )

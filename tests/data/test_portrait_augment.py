@@ -114,8 +114,9 @@ def test_copy_paste_dataset_and_pipeline_switches():
     assert len(pasted) == 4
     for (image, mask), height in zip(pasted, (24, 28, 32, 36)):
         assert image.shape == (height, 32, 3) and mask.shape == (height, 32)
-    options = dict(training=True, crop_size=(16, 16), batch_size=2, seed=3, copy_paste=1.0,
-                   paste_scale=(0.5, 1.0), blur=1.0, reseed_each_epoch=False)
+    portrait = augment.Augmentation(copy_paste=1.0, paste_scale=(0.5, 1.0), blur=1.0)
+    options = dict(training=True, crop_size=(16, 16), batch_size=2, seed=3,
+                   augmentation=portrait, reseed_each_epoch=False)
     runs = [[(x.numpy(), y.numpy()) for x, y in augment.pipeline(_people(), **options)]
             for _ in range(2)]
     assert len(runs[0]) == 2
@@ -124,5 +125,19 @@ def test_copy_paste_dataset_and_pipeline_switches():
         np.testing.assert_array_equal(x, x2)
         np.testing.assert_array_equal(y, y2)
     plain = [x.numpy() for x, _ in augment.pipeline(
-        _people(), **{**options, "copy_paste": 0.0, "blur": 0.0})]
+        _people(), **{**options, "augmentation": augment.Augmentation()})]
     assert not np.array_equal(plain[0], runs[0][0][0])
+
+
+def test_the_config_hands_its_augmentation_to_the_pipeline_as_one_record(monkeypatch):
+    from kerasseg.train import Config, datasets
+
+    config = Config.from_dict({"data": {"scale_range": [0.6, 1.4], "copy_paste": 0.5,
+                                        "blur": 0.3, "paste_scale": [0.4, 0.9]}})
+    assert config.data.augmentation() == augment.Augmentation(
+        scale_range=(0.6, 1.4), copy_paste=0.5, blur=0.3, paste_scale=(0.4, 0.9))
+    received = []
+    monkeypatch.setattr(datasets, "pipeline",
+                        lambda stream, **options: received.append(options) or stream)
+    datasets.training_stream(_people(), config, seed=1, steps=1, pad_label=255)
+    assert received[0]["augmentation"] == config.data.augmentation()

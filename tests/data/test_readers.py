@@ -377,3 +377,39 @@ def test_folder_with_another_ignore_label(tmp_path):
     assert set(np.unique(mask)) == {0, 1, 9}
     with pytest.raises(tf.errors.InvalidArgumentError, match="other than 255.*im0.png"):
         _read_all(readers.folder_dataset(tmp_path, num_classes=3))
+
+
+# === One Source record per dataset ===
+
+
+def test_every_source_is_one_record_with_its_classes_and_options():
+    from kerasseg.data.labels import CAMVID_PALETTE, PERSON_CLASSES
+
+    sources = readers.SOURCES
+    assert set(sources) == set(readers.DATASETS)
+    assert sources["camvid"].palette is CAMVID_PALETTE
+    assert sources["people"].classes == PERSON_CLASSES and sources["people"].binary
+    assert not sources["voc"].binary and len(sources["voc"].classes) == 21
+    assert sources["folder"].options == ("num_classes", "ignore_label")
+    assert {name for name, source in sources.items() if source.binary} == {"binary", "people"}
+
+
+def test_an_option_the_source_does_not_take_is_named(tmp_path):
+    with pytest.raises(ValueError, match="`num_classes` is not an option of the 'voc' reader "
+                                         "\\(its options: none\\)"):
+        readers.load_dataset("voc", tmp_path, "val", num_classes=3)
+
+
+def test_a_new_source_is_one_entry_of_the_table(tmp_path, monkeypatch):
+    synthetic.write_synthetic_folder(tmp_path / "val", "val", num_images=2, image_size=(40, 48))
+
+    def list_mine(root, split, stride=1):
+        images = sorted(str(p) for p in (tmp_path / split / "images").iterdir())[::stride]
+        masks = [p.replace("images", "masks") for p in images]
+        return readers.Listing(images, masks, readers.decode_index_png, 7)
+
+    monkeypatch.setitem(readers.SOURCES, "mine", readers.Source(
+        list_mine, synthetic.CLASS_NAMES, options=("stride",)))
+    assert len(_read_all(readers.load_dataset("mine", tmp_path, "val"))) == 2
+    assert len(_read_all(readers.load_dataset("mine", tmp_path, "val", stride=2))) == 1
+    assert readers.validate("mine", tmp_path, "val") == 2

@@ -29,7 +29,9 @@ def test_config_round_trip_yaml_and_json(tmp_path):
         ({"data": {"batch_size": 0}}, "data.batch_size"),
         ({"data": {"dataset": "voc"}}, "data.root.*required"),
         ({"training": {"strategy": "tpu"}}, "training.strategy"),
-        ({"data": {"scale_range": [2.0, 0.5]}}, "data.scale_range"),
+        ({"data": {"scale_range": [2.0, 0.5]}}, "data: `scale_range`"),
+        ({"data": {"blur": 2}}, "data: `blur`"),
+        ({"data": {"paste_class": True}}, "data: `paste_class`"),
     ],
 )
 def test_config_errors_name_the_key(tmp_path, values, message):

@@ -72,3 +72,19 @@ def test_recompute_batch_norm_averages_batch_statistics_and_restores_momentum():
     expected_variance = (images[:4].var(0) + images[4:].var(0)) / 2
     np.testing.assert_allclose(first.moving_variance.numpy(), expected_variance, rtol=1e-4)
     assert [layer.momentum for layer in batch_norm_layers(model)] == [0.9, 0.999]
+
+
+def test_build_model_puts_sync_and_momentum_into_the_builders_norm():
+    from kerasseg.train import batch_norm_layers, build_model
+
+    config = Config.from_dict({"model": {"name": "unet", "bn_momentum": 0.9, "args": {
+        "base_filters": 4, "depth": 2, "batch_norm": True, "norm": {"epsilon": 1e-4}}}})
+    layers = batch_norm_layers(build_model(config, 3, synchronized_bn=True))
+    assert {(layer.synchronized, layer.momentum, layer.epsilon) for layer in layers} == {
+        (True, 0.9, 1e-4)}
+    # A builder of your own: `synchronized_bn` if it takes it; no momentum to set.
+    custom = {"name": "tests.train.test_strategy:tiny_net"}
+    model = build_model(Config.from_dict({"model": custom}), 4, synchronized_bn=True)
+    assert [layer.synchronized for layer in batch_norm_layers(model)] == [True]
+    with pytest.raises(ValueError, match="`model.bn_momentum` needs a builder with a `norm`"):
+        build_model(Config.from_dict({"model": {**custom, "bn_momentum": 0.9}}), 4)
