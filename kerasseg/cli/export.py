@@ -167,10 +167,10 @@ def _export(fmt, model, args, precision, options, path=None):
                               **common, **int8_options, **checks)
     checks.pop("max_metric_loss", None)
     try:
-        return export.to_tensorrt(model, path, precision, options["image_size"], args.nchw,
-                                  options.get("calibration_data") if int8_options else None,
-                                  labels=options["labels"], palette=options["palette"],
-                                  **checks)
+        return export.to_tensorrt(
+            model, path, precision, options["image_size"], nchw=args.nchw,
+            calibration_data=options.get("calibration_data") if int8_options else None,
+            labels=options["labels"], palette=options["palette"], **checks)
     except export.TensorRTUnavailableError as error:
         print(error)
         return None

@@ -67,6 +67,7 @@ def to_tensorrt(
     engine_path,
     precision="fp16",
     image_size=None,
+    *,
     nchw=True,
     calibration_data=None,
     calibration_steps=100,
