@@ -37,7 +37,10 @@ class ResizeLike(keras.layers.Layer):
         x, reference = inputs
         size = tf.shape(reference)[1:3]
         if self.align_corners:
-            resized = tf.compat.v1.image.resize_bilinear(x, size, align_corners=True)
+            # The raw op: tf.compat.v1.image.resize_bilinear warns of its deprecation.
+            resized = tf.raw_ops.ResizeBilinear(
+                images=x, size=size, align_corners=True, half_pixel_centers=False
+            )
         else:
             resized = tf.image.resize(x, size, method=self.interpolation)
         return tf.cast(resized, x.dtype)
