@@ -1,9 +1,8 @@
 """Pretrained weights: Google's published `.tflite` files as kerasseg presets.
 
     model = kerasseg.deeplabv3(backbone="mobilenetv2", weights="pascal_voc")
-    model = kerasseg.deeplabv3(backbone="mobilenet_edgetpu", num_classes=19,
-                               aspp_filters=128, aspp_rates=(), weights="cityscapes")
-    model = kerasseg.deeplabv3(backbone="mobilenetv2",
+    model = kerasseg.deeplabv3(backbone="mobilenet_edgetpu", weights="cityscapes")
+    model = kerasseg.deeplabv3(2, backbone="mobilenetv2",
                                backbone_weights="mobilenetv2_imagenet_quant")
 
 `PRESETS` lists them (`kerasseg pretrained` prints the table);
@@ -35,6 +34,7 @@ __all__ = [
 
 
 def is_tflite(weights):
+    """Whether a `weights` value is the path of a `.tflite` file (by its extension)."""
     return isinstance(weights, (str, os.PathLike)) and os.fspath(weights).lower().endswith(
         ".tflite"
     )
@@ -59,6 +59,9 @@ def load_model_weights(model, weights, builder, backbone, alpha=1.0):
     if weights is None:
         return model
     preset = find_preset(builder, weights, backbone, alpha)
+    if preset is not None and preset.builder == "backbone":
+        raise ValueError(f"Preset {preset.name!r} holds backbone weights: pass it as "
+                         f"`backbone_weights`. Received: weights={weights!r}")
     if preset is not None:
         path, scope = preset_file(preset.name), preset.scope
         skip = () if model.output_shape[-1] == len(preset.classes) else ("classifier",)

@@ -126,3 +126,10 @@ def test_cli_predict_offline_is_one_line_and_exit_2(tmp_path):
     assert len(errors) == 1
     assert PRESETS["deeplabv3_mobilenetv2_pascal_voc"].url in errors[0]
     assert str(tmp_path / "home") in errors[0]
+
+
+def test_backbone_weights_given_as_model_weights_say_where_they_go():
+    import kerasseg
+
+    with pytest.raises(ValueError, match="pass it as `backbone_weights`"):
+        kerasseg.deeplabv3(backbone="mobilenetv2", weights="mobilenetv2_imagenet_quant")
