@@ -69,11 +69,11 @@ def deeplabv3(
     separable=False,
     dropout=0.1,
     backbone_kwargs=None,
+    align_corners=False,
     norm=None,
     weights=None,
     backbone_weights=None,
     activation=None,
-    align_corners=False,
     name=None,
 ):
     """DeepLabv3: atrous spatial pyramid pooling on a dilated backbone.
@@ -115,6 +115,9 @@ def deeplabv3(
         separable: depthwise-separable ASPP convolutions.
         dropout: dropout rate after the ASPP projection.
         backbone_kwargs: extra backbone arguments, e.g. {"alpha": 0.5}.
+        align_corners: upsample the logits with TF1's corner-aligned
+            bilinear resize, as the reference implementation and Google's
+            files do (the presets set it).
         norm: the model's `BatchNormSettings`, which makes every
             BatchNormalization layer (a dict of its fields; None for
             `BatchNormSettings()`).
@@ -127,9 +130,6 @@ def deeplabv3(
             ("mobilenetv2_imagenet_quant") or the path of a backbone weights
             or `.tflite` file.
         activation: None for logits, or e.g. "softmax".
-        align_corners: upsample the logits with TF1's corner-aligned
-            bilinear resize, as the reference implementation and Google's
-            files do (the presets set it).
         name: model name; None names it "deeplabv3_<backbone>".
 
     Returns:

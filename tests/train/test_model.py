@@ -83,7 +83,10 @@ def test_build_model_puts_sync_and_momentum_into_the_builders_norm():
     assert {(layer.synchronized, layer.momentum, layer.epsilon) for layer in layers} == {
         (True, 0.9, 1e-4)}
     # A builder of your own: `synchronized_bn` if it takes it; no momentum to set.
-    custom = {"name": "tests.train.test_strategy:tiny_net"}
+    from tests.train.test_strategy import register_tiny_net
+
+    register_tiny_net()
+    custom = {"name": "test_tiny_net"}
     model = build_model(Config.from_dict({"model": custom}), 4, synchronized_bn=True)
     assert [layer.synchronized for layer in batch_norm_layers(model)] == [True]
     with pytest.raises(ValueError, match="`model.bn_momentum` needs a builder with a `norm`"):
