@@ -42,9 +42,9 @@ def is_tflite(weights):
 
 def _file_scope(path):
     """The backbone scope of a file's tensors: "MobilenetV2", "MobilenetEdgeTPU"."""
-    for layer in TFLiteFile(path).layers():
-        if "/" in layer.scope and layer.scope.split("/")[0] not in ("logits",):
-            return layer.scope.split("/")[0]
+    for scope in TFLiteFile(path).scopes():
+        if "/" in scope and not scope.startswith("logits/"):
+            return scope.split("/")[0]
     return ""
 
 

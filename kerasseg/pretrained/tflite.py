@@ -130,14 +130,19 @@ class TFLiteFile:
             op = self._producer.get(op.inputs[0])
         return None if op is None else self._scope(op.inputs[1])
 
+    def _convolutions(self):
+        return [op for op in self._graph.operators
+                if self._code(op) in (self._ops.CONV_2D, self._ops.DEPTHWISE_CONV_2D)]
+
+    def scopes(self):
+        """The scopes of the file's convolutions in graph order (nothing dequantised)."""
+        return [self._scope(op.inputs[1]) for op in self._convolutions()]
+
     def layers(self):
         """The file's convolutions in graph order, as `FileLayer`s."""
         found = []
-        for op in self._graph.operators:
-            code = self._code(op)
-            if code not in (self._ops.CONV_2D, self._ops.DEPTHWISE_CONV_2D):
-                continue
-            depthwise = code == self._ops.DEPTHWISE_CONV_2D
+        for op in self._convolutions():
+            depthwise = self._code(op) == self._ops.DEPTHWISE_CONV_2D
             kernel = self.constant(op.inputs[1])
             # TFLite: (out, kh, kw, in), and (1, kh, kw, in * multiplier) for
             # depthwise, which `_assign` reshapes to Keras' (kh, kw, in, multiplier).
