@@ -155,8 +155,7 @@ def deeplabv3(
     )
     outputs = classifier_head(x, num_classes, inputs, activation, align_corners=align_corners)
     model = keras.Model(inputs, outputs, name=name or f"deeplabv3_{backbone_name(backbone)}")
-    alpha = (backbone_kwargs or {}).get("alpha", 1.0)
-    return load_model_weights(model, weights, "deeplabv3", backbone, alpha)
+    return load_model_weights(model, weights, "deeplabv3", backbone, backbone_kwargs)
 
 
 _DEFAULTS = {
@@ -264,5 +263,4 @@ def deeplabv3plus(
         )
     outputs = classifier_head(x, num_classes, inputs, activation)
     model = keras.Model(inputs, outputs, name=name or f"deeplabv3plus_{backbone_name(backbone)}")
-    alpha = (backbone_kwargs or {}).get("alpha", 1.0)
-    return load_model_weights(model, weights, "deeplabv3plus", backbone, alpha)
+    return load_model_weights(model, weights, "deeplabv3plus", backbone, backbone_kwargs)

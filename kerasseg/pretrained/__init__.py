@@ -16,6 +16,7 @@ from kerasseg.pretrained.presets import (
     PRESETS,
     Preset,
     PresetFileError,
+    backbone_width,
     find_preset,
     home,
     is_preset,
@@ -30,6 +31,7 @@ __all__ = [
     "PRESETS", "FileLayer", "Preset", "PresetFileError", "TFLiteFile", "find_preset", "home",
     "load_model_weights", "load_backbone_weights", "load_tflite_weights", "preset_file",
     "is_tflite", "preset_defaults", "is_backbone_weights", "is_preset", "resolve_preset",
+    "backbone_width",
 ]
 
 
@@ -48,7 +50,7 @@ def _file_scope(path):
     return ""
 
 
-def load_model_weights(model, weights, builder, backbone, alpha=1.0):
+def load_model_weights(model, weights, builder, backbone, backbone_kwargs=None):
     """The `weights` argument of a builder: None, a Keras weights file, a
     `.tflite` file, or a preset (its name, or its dataset such as
     "pascal_voc" for this builder, backbone and width).
@@ -58,7 +60,7 @@ def load_model_weights(model, weights, builder, backbone, alpha=1.0):
     """
     if weights is None:
         return model
-    preset = find_preset(builder, weights, backbone, alpha)
+    preset = find_preset(builder, weights, backbone, backbone_width(backbone_kwargs))
     if preset is not None and preset.builder == "backbone":
         raise ValueError(f"Preset {preset.name!r} holds backbone weights: pass it as "
                          f"`backbone_weights`. Received: weights={weights!r}")

@@ -70,7 +70,12 @@ class Preset:
 
     @property
     def alpha(self):
-        return (self.arguments.get("backbone_kwargs") or {}).get("alpha", 1.0)
+        return backbone_width(self.arguments.get("backbone_kwargs"))
+
+
+def backbone_width(backbone_kwargs):
+    """The width multiplier `alpha` a builder's `backbone_kwargs` ask for (1.0 by default)."""
+    return (backbone_kwargs or {}).get("alpha", 1.0)
 
 
 def _presets(*presets):
@@ -185,8 +190,8 @@ def preset_defaults(builder, arguments, defaults):
     weights="cityscapes")` builds the file's architecture. Returns None when
     `weights` names no preset or nothing changes.
     """
-    alpha = (arguments.get("backbone_kwargs") or {}).get("alpha", 1.0)
-    preset = find_preset(builder, arguments.get("weights"), arguments.get("backbone"), alpha)
+    preset = find_preset(builder, arguments.get("weights"), arguments.get("backbone"),
+                         backbone_width(arguments.get("backbone_kwargs")))
     if preset is None:
         return None
     updated = {**arguments, "weights": preset.name}

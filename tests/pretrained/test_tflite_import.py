@@ -35,7 +35,7 @@ def test_float_file_reproduces_the_model(original, tmp_path):
     write_slim_file(original, path, "float")
     imported = tiny_deeplab(seed=2)
     assert not np.allclose(imported(images()), original(images()), atol=1e-2)
-    filled = load_model_weights(imported, str(path), "deeplabv3", "mobilenetv2", 0.35)
+    filled = load_model_weights(imported, str(path), "deeplabv3", "mobilenetv2", {"alpha": 0.35})
     expected, actual = np.asarray(original(images())), np.asarray(imported(images()))
     scale = np.abs(expected).max()
     # Folding and unfolding batch norm reorders float32 products only.
@@ -78,7 +78,7 @@ def test_a_shape_mismatch_names_the_layer_and_both_shapes(original, tmp_path):
     write_slim_file(original, path, "float")
     wider = tiny_deeplab(seed=2, aspp_filters=24)
     with pytest.raises(ValueError) as error:
-        load_model_weights(wider, str(path), "deeplabv3", "mobilenetv2", 0.35)
+        load_model_weights(wider, str(path), "deeplabv3", "mobilenetv2", {"alpha": 0.35})
     message = str(error.value)
     assert "\n" not in message
     # The first ASPP convolution in the file's order is the image pooling one.
@@ -90,7 +90,8 @@ def test_a_layer_missing_from_the_file_is_named(original, tmp_path):
     path = tmp_path / "partial.tflite"
     write_slim_file(original, path, "float", leave_out=("block_16_project",))
     with pytest.raises(ValueError, match="nothing in the file for layer 'block_16_project'"):
-        load_model_weights(tiny_deeplab(seed=2), str(path), "deeplabv3", "mobilenetv2", 0.35)
+        load_model_weights(tiny_deeplab(seed=2), str(path), "deeplabv3", "mobilenetv2",
+                           {"alpha": 0.35})
 
 
 def test_another_class_count_keeps_every_layer_but_the_classifier(original, tmp_path):
