@@ -48,15 +48,13 @@ SIZE = 513
 PERSON = 15
 
 
-def read_rgb(path, size=None):
+def read_rgb(path):
     import cv2
 
     image = cv2.imread(path, cv2.IMREAD_COLOR)
     if image is None:
         raise ValueError(f"{path}: not an image")
-    image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-    return image if size is None else cv2.resize(image, (size, size),
-                                                 interpolation=cv2.INTER_LINEAR)
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
 def people_frames(root, first, last):
