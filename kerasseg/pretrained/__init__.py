@@ -31,7 +31,7 @@ __all__ = [
     "PRESETS", "FileLayer", "Preset", "PresetFileError", "TFLiteFile", "find_preset", "home",
     "load_model_weights", "load_backbone_weights", "load_tflite_weights", "preset_file",
     "is_tflite", "preset_defaults", "is_backbone_weights", "is_preset", "resolve_preset",
-    "backbone_width",
+    "backbone_width", "map_classifier",
 ]
 
 
@@ -110,3 +110,73 @@ def load_backbone_weights(backbone_model, weights):
 def is_backbone_weights(weights):
     """Whether a `backbone_weights` value is ours to load (a preset or a `.tflite` file)."""
     return is_tflite(weights) or (isinstance(weights, str) and weights in PRESETS)
+
+
+def map_classifier(model, preset, mapping, classes):
+    """Initialises `model`'s classifier from a preset's, class by class.
+
+    Each model class gets the mean kernel and bias of the preset classes
+    that `mapping` sends to it (Cityscapes' car, truck, bus and train all
+    become CamVid's Car); a class nothing maps to keeps its initialisation.
+    A one-channel model (a sigmoid) scores its second class against its
+    first: its kernel is the second's minus the first's, so that
+    sigmoid(z_person - z_background) is the preset's softmax over the two.
+
+    Args:
+        model: a model with a 1x1 convolution named "classifier".
+        preset: a model preset's name (or its `Preset`).
+        mapping: {preset class name: model class name}; preset classes
+            left out are not used.
+        classes: the model's class names by channel; for a one-channel
+            model the names of (background, foreground).
+
+    Returns:
+        The model classes that received weights, in channel order.
+
+    Raises:
+        ValueError: in one line, for a name that is not a class of the
+            preset or of the model, or a model without that classifier.
+    """
+    import numpy as np
+
+    preset = preset if isinstance(preset, Preset) else resolve_preset(preset)
+    for source, target in mapping.items():
+        if source not in preset.classes:
+            raise ValueError(f"class_mapping: {source!r} is not a class of preset "
+                             f"{preset.name!r} ({', '.join(preset.classes)})")
+        if target not in classes:
+            raise ValueError(f"class_mapping: {source!r} -> {target!r}, which is not a class "
+                             f"of the model ({', '.join(classes)})")
+    try:
+        classifier = model.get_layer("classifier")
+    except ValueError:
+        raise ValueError(f"Model {model.name!r} has no layer 'classifier' to map classes "
+                         "into") from None
+    source = next(layer for layer in TFLiteFile(preset_file(preset.name)).layers()
+                  if layer.scope == "logits/semantic")
+    kernels, biases = {}, {}
+    for target in classes:
+        indices = [preset.classes.index(s) for s, t in mapping.items() if t == target]
+        if indices:
+            kernels[target] = source.kernel[..., indices].mean(axis=-1)
+            biases[target] = source.bias[indices].mean()
+    kernel, bias = classifier.kernel.numpy(), classifier.bias.numpy()
+    if kernel.shape[-1] == 1:
+        if len(classes) != 2 or len(kernels) != 2:
+            raise ValueError("class_mapping: a one-channel model needs preset classes mapped "
+                             f"to both of {classes!r}. Received: {mapping!r}")
+        background, foreground = classes
+        kernel[..., 0] = kernels[foreground] - kernels[background]
+        bias[0] = biases[foreground] - biases[background]
+        filled = [foreground]
+    else:
+        if len(classes) != kernel.shape[-1]:
+            raise ValueError(f"`classes` names {len(classes)} classes; the model has "
+                             f"{kernel.shape[-1]}")
+        filled = [c for c in classes if c in kernels]
+        for target in filled:
+            kernel[..., classes.index(target)] = kernels[target]
+            bias[classes.index(target)] = biases[target]
+    classifier.kernel.assign(np.asarray(kernel, np.float32))
+    classifier.bias.assign(np.asarray(bias, np.float32))
+    return filled

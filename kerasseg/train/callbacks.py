@@ -152,3 +152,16 @@ class PanopticValidation(keras.callbacks.Callback):
                                    self.thing_classes, self.label_divisor, **self.merge_options)
         logs.update({f"val_{key}": result[key] for key in self.KEYS})
         logs["val_mean_iou"] = result["semantic"]["mean_iou"]
+
+
+class BestModelCheckpoint(keras.callbacks.ModelCheckpoint):
+    """`keras.callbacks.ModelCheckpoint` that saves `model`, the functional
+    model a run trains, when `fit` runs a wrapper on its layers (a
+    `DistilledModel`, a `PerWorkerLogs`): `best.keras` loads as the plain model."""
+
+    def __init__(self, model, filepath, **kwargs):
+        super().__init__(filepath, **kwargs)
+        self._saved_model = model
+
+    def set_model(self, model):
+        super().set_model(self._saved_model)

@@ -71,7 +71,15 @@ class ModelConfig:
     faster. Against the all-separable model on the 1280 channels it is half
     the size, more accurate in the quickstart and gains more from int8: the
     measured figures are in the README ("int8 speed", and the Benchmarks
-    table, `benchmarks/export.py --quickstart-model`)."""
+    table, `benchmarks/export.py --quickstart-model`).
+
+    Fine-tuning from a preset (`args.weights`, `kerasseg.pretrained`):
+    `freeze_batch_norm` runs every BatchNormalization layer in inference
+    mode with its statistics fixed (a preset's folded batch norm is only
+    exact that way, and small batches estimate statistics badly);
+    `class_mapping` ({preset class: dataset class}) initialises a
+    classifier of other classes from the preset's
+    (`kerasseg.pretrained.map_classifier`) instead of at random."""
 
     name: str = "deeplabv3plus"
     args: dict = dataclasses.field(
@@ -83,10 +91,19 @@ class ModelConfig:
         }
     )
     bn_momentum: float | None = None
+    freeze_batch_norm: bool = False
+    class_mapping: dict | None = None
 
     def check(self):
         check_type("model.name", self.name, str)
         check_type("model.args", self.args, dict)
+        check_type("model.freeze_batch_norm", self.freeze_batch_norm, bool)
+        if self.class_mapping is not None:
+            check_type("model.class_mapping", self.class_mapping, dict)
+            if not isinstance(self.args.get("weights"), str):
+                raise ValueError("`model.class_mapping` maps a preset's classes: it needs "
+                                 "`model.args.weights` to name the preset. Received: "
+                                 f"model.args.weights={self.args.get('weights')!r}")
         if self.bn_momentum is not None:
             check_type("model.bn_momentum", self.bn_momentum, float)
             check_number("model.bn_momentum", self.bn_momentum, 0, 1, high_open=True)
@@ -210,14 +227,24 @@ class LossConfig:
     `kerasseg.panoptic.lpsnet_losses` (preset "coco", or "cityscapes" on
     Cityscapes, loss_weights, focal_alpha, focal_gamma, box_loss) and
     `size_ranges`, the FCOS object-size range of each box level P3..P7.
+
+    `teacher` distils a teacher's soft outputs into the model: a `.keras`
+    file, an exported `.tflite`/`.onnx` file or a preset
+    (`kerasseg.train.distill`); the loss is then `teacher_weight` times the
+    distillation loss plus `1 - teacher_weight` times the loss of `name`.
     """
 
     name: str = "cross_entropy"
     args: dict = dataclasses.field(default_factory=dict)
+    teacher: str | None = None
+    teacher_weight: float = 1.0
 
     def check(self):
         check_type("loss.name", self.name, str)
         check_type("loss.args", self.args, dict)
+        if self.teacher is not None:
+            check_type("loss.teacher", self.teacher, str)
+        check_number("loss.teacher_weight", self.teacher_weight, 0, 1)
 
 
 @dataclasses.dataclass

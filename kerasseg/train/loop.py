@@ -35,7 +35,12 @@ import warnings
 import keras
 import tensorflow as tf
 
-from kerasseg.train.callbacks import JSONLogger, LearningRateLogger, StepBackup
+from kerasseg.train.callbacks import (
+    BestModelCheckpoint,
+    JSONLogger,
+    LearningRateLogger,
+    StepBackup,
+)
 from kerasseg.train.config import as_config
 from kerasseg.train.datasets import training_stream
 from kerasseg.train.model import build_model
@@ -119,11 +124,14 @@ def _run(config, strategy, callbacks, plan):
         model = build_model(config, data.num_classes,
                             synchronized_bn=strategy.num_replicas_in_sync > 1,
                             **task.builder_args(data))
-    trainee = _trainee(model, strategy)
+    trainee = _trainee(model, strategy, config)
     with strategy.scope():
         loss, loss_weights = task.loss(config)
+        # A teacher run by kerasseg.runtime is a numpy function: XLA cannot compile it.
+        jit = False if getattr(trainee, "uses_runtime_teacher", False) else "auto"
         trainee.compile(optimizer=build_optimizer(config.optimizer, total_steps), loss=loss,
-                        loss_weights=loss_weights, metrics=task.metrics(config, data))
+                        loss_weights=loss_weights, metrics=task.metrics(config, data),
+                        jit_compile=jit)
         if trainee is not model:
             trainee.distribute_reduction_method = "first"
         backup = StepBackup(os.path.join(save_dir, "backup"), training.checkpoint_every)
@@ -132,8 +140,8 @@ def _run(config, strategy, callbacks, plan):
         if chief:
             _prepare_run_dir(config, plan, previous, initial_step)
         run_callbacks = [previous, backup, LearningRateLogger(), *callbacks,
-                         *validation_callbacks, *_checkpoint_and_logs(config, task, save_dir,
-                                                                      chief)]
+                         *validation_callbacks,
+                         *_checkpoint_and_logs(config, task, model, save_dir, chief)]
         try:
             history = _fit(trainee, config, task, data, validation_data, run_callbacks,
                            initial_step=initial_step, steps_per_epoch=steps_per_epoch,
@@ -166,13 +174,35 @@ def _steps_per_epoch(config, dataset, replicas):
     return training.steps_per_epoch or max(1, count // data.batch_size)
 
 
-def _trainee(model, strategy):
-    """The model `fit` runs: `model` itself, or under MultiWorkerMirroredStrategy
+def _trainee(model, strategy, config):
+    """The model `fit` runs: `model` itself; with `loss.teacher` a
+    `DistilledModel` on the same layers; under MultiWorkerMirroredStrategy
     a `PerWorkerLogs` on the same layers, built outside the scope (see there)."""
-    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+    multi_worker = isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+    if config.loss.teacher is not None:
+        if multi_worker:
+            raise ValueError("`loss.teacher` (distillation) trains on one machine, not under "
+                             "MultiWorkerMirroredStrategy")
+        return _distilled(model, strategy, config)
+    if not multi_worker:
         return model
     outputs = model.output if isinstance(model.output, dict) else model.outputs
     return PerWorkerLogs(model.inputs, outputs, name=model.name)
+
+
+def _distilled(model, strategy, config):
+    """`model` trained on the soft outputs of `loss.teacher` (`kerasseg.train.distill`)."""
+    from kerasseg.data.readers import SOURCES
+    from kerasseg.train.distill import RUNTIME_EXTENSIONS, distilled, teacher_probabilities
+
+    source = SOURCES.get(config.data.dataset)
+    with strategy.scope():
+        targets = teacher_probabilities(
+            config.loss.teacher, model.output_shape[-1],
+            class_names=source.classes if source else None,
+            class_mapping=config.model.class_mapping)
+    runtime = config.loss.teacher.lower().endswith(RUNTIME_EXTENSIONS)
+    return distilled(model, targets, config.loss.teacher_weight, compiled=not runtime)
 
 
 def _restore(backup, trainee, total_steps):
@@ -199,13 +229,13 @@ def _prepare_run_dir(config, plan, previous, initial_step):
     config.save(run_dir)
 
 
-def _checkpoint_and_logs(config, task, save_dir, chief):
-    """`best.keras` on the task's validation score; the chief's CSV, JSON and
-    TensorBoard logs."""
+def _checkpoint_and_logs(config, task, model, save_dir, chief):
+    """`best.keras` (of `model`, not of the trainee wrapping it) on the task's
+    validation score; the chief's CSV, JSON and TensorBoard logs."""
     found = []
     if config.training.validate:
-        found.append(keras.callbacks.ModelCheckpoint(
-            os.path.join(save_dir, "best.keras"), monitor=task.monitor, mode="max",
+        found.append(BestModelCheckpoint(
+            model, os.path.join(save_dir, "best.keras"), monitor=task.monitor, mode="max",
             save_best_only=True))
     if not chief:
         return found

@@ -12,6 +12,7 @@ import inspect
 
 import keras
 
+from kerasseg.data.readers import SOURCES
 from kerasseg.layers import batch_norm_settings
 from kerasseg.models import MODELS
 from kerasseg.utils import KerassegError
@@ -91,7 +92,29 @@ def build_model(config, num_classes, synchronized_bn=False, **task_args):
                 f"`model.args.{key}` must be {_comparable(required)!r} for this task (or be "
                 f"left out). Received: {_comparable(given)!r}"
             )
-    return builder(num_classes, input_shape=(None, None, 3), **args)
+    model = builder(num_classes, input_shape=(None, None, 3), **args)
+    if config.model.freeze_batch_norm:
+        for layer in batch_norm_layers(model):
+            layer.trainable = False  # Keras runs a frozen BatchNormalization in inference mode
+    if config.model.class_mapping:
+        _map_classes(config, model, args)
+    return model
+
+
+def _map_classes(config, model, args):
+    """Initialises the classifier from the preset's by `model.class_mapping`."""
+    from kerasseg.pretrained import backbone_width, find_preset, map_classifier
+
+    preset = find_preset(config.model.name, args["weights"], args.get("backbone"),
+                         backbone_width(args.get("backbone_kwargs")))
+    if preset is None:
+        raise ValueError("`model.class_mapping` needs `model.args.weights` to name a preset "
+                         f"of {config.model.name!r}. Received: {args['weights']!r}")
+    source = SOURCES.get(config.data.dataset)
+    if source is None or not source.classes:
+        raise ValueError("`model.class_mapping` needs a dataset with class names. Received: "
+                         f"data.dataset={config.data.dataset!r}")
+    map_classifier(model, preset, config.model.class_mapping, source.classes)
 
 
 def _norm_args(builder, args, synchronized_bn, momentum):

@@ -28,11 +28,13 @@ def build_optimizer(options, total_steps):
     """SGD with momentum or AdamW on `build_schedule`, with decoupled weight
     decay on kernels only (not on biases and batch-norm parameters)."""
     schedule = build_schedule(options, total_steps)
-    common = {"weight_decay": options.weight_decay or None, "clipnorm": options.clipnorm}
     if options.name == "sgd":
-        optimizer = keras.optimizers.SGD(schedule, momentum=options.momentum, **common)
-    else:
-        optimizer = keras.optimizers.AdamW(schedule, **common)
+        optimizer = keras.optimizers.SGD(schedule, momentum=options.momentum,
+                                         weight_decay=options.weight_decay or None,
+                                         clipnorm=options.clipnorm)
+    else:  # AdamW takes a float only: 0.0 turns its decay off
+        optimizer = keras.optimizers.AdamW(schedule, weight_decay=options.weight_decay,
+                                           clipnorm=options.clipnorm)
     if options.weight_decay:
         optimizer.exclude_from_weight_decay(var_names=["bias", "gamma", "beta"])
     return optimizer

@@ -36,3 +36,18 @@ def test_weight_decay_skips_biases_and_batch_norm():
     np.testing.assert_allclose(layer.kernel.numpy(), before[0] * (1 - 0.5 * 0.1), rtol=1e-6)
     for variable, value in zip(variables[1:], before[1:], strict=True):
         np.testing.assert_array_equal(variable.numpy(), value)
+
+
+def test_adamw_without_weight_decay_builds_and_leaves_kernels_alone():
+    # `weight_decay: 0` with AdamW used to fail inside Keras ("must be a float").
+    import keras
+    import numpy as np
+
+    from kerasseg.train.config import OptimizerConfig
+    from kerasseg.train.optimizers import build_optimizer
+
+    optimizer = build_optimizer(OptimizerConfig(name="adamw", learning_rate=0.1,
+                                                weight_decay=0.0), 10)
+    kernel = keras.Variable(np.ones((2, 2), np.float32), name="kernel")
+    optimizer.apply_gradients([(np.zeros((2, 2), np.float32), kernel)])
+    np.testing.assert_array_equal(kernel.numpy(), 1.0)
