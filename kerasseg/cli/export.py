@@ -71,16 +71,17 @@ def add_arguments(parser):
     parser.add_argument("--format", choices=tuple(table),
                         help="default: from the output file's extension, in any case "
                              f"(directory: {folder})")
-    per_format = "; ".join(f"{record.name}: {', '.join(record.accepted_precisions)} "
-                           f"(default {record.default_precision})" for record in table.values())
+    per_format = "; ".join(f"{record.name}: " + ", ".join(
+        f"{name} (default)" if name == record.default_precision else name
+        for name in record.accepted_precisions) for record in table.values())
     parser.add_argument("--precision", choices=precisions(),
                         help=f"{per_format}; auto: the fastest on this machine that meets the "
                              "accuracy target")
     add_options(parser, OPTIONS)
-    # Each format's own options, their help prefixed with the formats that take them.
-    add_options(parser, [(option.flag, {**option.parser, "help": f"{', '.join(names)}: "
-                                                                 f"{option.parser['help']}"})
-                         for option, names in formats.options()])
+    for option, names in formats.options():
+        # The help names the formats that take the option.
+        parser.add_argument(option.flag, **{**option.parser,
+                                            "help": f"{', '.join(names)}: {option.parser['help']}"})
 
 
 def output_format(args):

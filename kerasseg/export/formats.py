@@ -33,8 +33,8 @@ class Option:
     converter's `keyword` (to the opposite of the flag's value if `negated`:
     `--low-res-logits` -> `resize_logits=False`).
 
-    `parser` holds `argparse.add_argument`'s keywords (help, type, default...);
-    the CLI prefixes the help with the formats that take the option.
+    `parser` holds `argparse.add_argument`'s keywords: a "help" (which the
+    CLI prefixes with the formats that take the option), type, default...
     """
 
     flag: str
@@ -80,6 +80,16 @@ class ExportFormat:
     takes: tuple = ("image_size", "output", "labels", "palette")
     options: tuple = ()
     folder: bool = False
+
+    def __post_init__(self):
+        unknown = sorted(set(self.takes) - set(SHARED + INT8))
+        if unknown:
+            raise ValueError(f"ExportFormat {self.name!r}: `takes` names {unknown}, which the "
+                             f"CLI does not fill; choose from {', '.join(SHARED + INT8)}")
+        if self.default_precision not in self.precisions or not set(self.auto) <= set(
+                self.precisions):
+            raise ValueError(f"ExportFormat {self.name!r}: default_precision and auto must be "
+                             f"among its precisions {self.precisions}")
 
     @property
     def accepted_precisions(self):

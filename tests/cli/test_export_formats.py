@@ -66,6 +66,13 @@ def test_auto_candidates_come_from_the_records():
         auto.candidates("tensorrt")
 
 
+def test_a_record_with_keywords_the_cli_does_not_fill_is_refused():
+    with pytest.raises(ValueError, match="'fake': `takes` names \\['quality'\\], which the CLI"):
+        ExportFormat("fake", "fake_exporter:to_fake", takes=("image_size", "quality"))
+    with pytest.raises(ValueError, match="must be among its precisions"):
+        ExportFormat("fake", "fake_exporter:to_fake", default_precision="fp16")
+
+
 @pytest.fixture()
 def fake_format(monkeypatch):
     """A new exporter as a contributor would add it: a converter module and one
