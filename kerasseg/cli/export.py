@@ -19,68 +19,74 @@ Examples:
 import os
 import sys
 
-FORMATS = ("saved_model", "tflite", "onnx", "tensorrt")
-_EXTENSIONS = {".tflite": "tflite", ".onnx": "onnx", ".engine": "tensorrt", ".plan": "tensorrt"}
-PRECISIONS = ("fp32", "fp16", "dynamic", "int8", "auto")
-# What `--precision auto` tries, per format.
-AUTO_CANDIDATES = {"tflite": ("fp32", "fp16", "dynamic", "int8"), "onnx": ("fp32", "fp16", "int8")}
+from kerasseg.cli.options import add_options
+from kerasseg.export import formats
+
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp")
 # Validation images read from a split (the guarantee's held-out set).
 VALIDATION_IMAGES = 32
+# The options of every format; each format's own come from its record.
+OPTIONS = (
+    ("--image-size", {"type": int, "nargs": 2, "metavar": ("HEIGHT", "WIDTH")}),
+    ("--output", {"choices": ("logits", "probabilities", "labels"),
+                  "help": "default: what the model returns (probabilities for a model ending "
+                          "in an activation, such as a portrait model's sigmoid)"}),
+    ("--quantization", {"choices": ("fp16", "dynamic", "int8"),
+                        "help": "deprecated: use --precision"}),
+    ("--calibration", {"metavar": "DIR|synthetic|SPLIT",
+                       "help": "int8 calibration images: a folder of images, 'synthetic', or a "
+                               "split of the run's dataset (default: its training split)"}),
+    ("--validation", {"metavar": "DIR|synthetic|SPLIT",
+                      "help": "labelled images the int8 guarantee is measured on (task "
+                              "metric): a folder with images/ and masks/, 'synthetic', or a "
+                              "split of the run's dataset (default: its validation split; "
+                              "without a run, a quarter of the calibration images, by label "
+                              "agreement)"}),
+    ("--calibration-steps", {"type": int, "default": 100, "help": "calibration images read"}),
+    ("--min-agreement", {"type": float, "default": 0.98, "metavar": "FRACTION",
+                         "help": "int8 on unlabelled images: share of clear-margin pixels "
+                                 "whose label must match the Keras model's (0: no check)"}),
+    ("--max-metric-loss", {"type": float, "default": 0.5, "metavar": "POINTS",
+                           "help": "int8 on labelled images: mIoU (IoU) points it may lose"}),
+    ("--labels", {"help": "text file with one class name per line (default: the classes and "
+                          "colours of the run's config)"}),
+    ("--config", {"help": "run config naming the dataset (default: config.yaml beside the "
+                          "model)"}),
+)
+
+
+def precisions():
+    """Every `--precision` some format takes, in the table's order, "auto" last."""
+    table = formats.EXPORT_FORMATS.values()
+    names = tuple(dict.fromkeys(name for record in table for name in record.precisions))
+    return names + (("auto",) if any(record.auto for record in table) else ())
 
 
 def add_arguments(parser):
+    table = formats.EXPORT_FORMATS
+    endings = ", ".join(ending for record in table.values() for ending in record.extensions)
+    folder = next(record.name for record in table.values() if record.folder)
     parser.add_argument("model", help="a .keras file")
-    parser.add_argument("output_path", help=".tflite, .onnx, .engine/.plan or a directory")
-    parser.add_argument("--format", choices=FORMATS,
+    parser.add_argument("output_path", help=f"{endings} or a directory")
+    parser.add_argument("--format", choices=tuple(table),
                         help="default: from the output file's extension, in any case "
-                             "(directory: saved_model)")
-    parser.add_argument("--image-size", type=int, nargs=2, metavar=("HEIGHT", "WIDTH"))
-    parser.add_argument("--output", choices=("logits", "probabilities", "labels"),
-                        help="default: what the model returns (probabilities for a model "
-                             "ending in an activation, such as a portrait model's sigmoid)")
-    parser.add_argument("--precision", choices=PRECISIONS,
-                        help="default fp32 (TensorRT: fp16); dynamic: TFLite only; auto: the "
-                             "fastest on this machine that meets the accuracy target")
-    parser.add_argument("--quantization", choices=("fp16", "dynamic", "int8"),
-                        help="deprecated: use --precision")
-    parser.add_argument("--io-dtype", default="float32", choices=("float32", "uint8"),
-                        help="TFLite input type (and output type with int8)")
-    parser.add_argument("--calibration", metavar="DIR|synthetic|SPLIT",
-                        help="int8 calibration images: a folder of images, 'synthetic', or a "
-                             "split of the run's dataset (default: its training split)")
-    parser.add_argument("--validation", metavar="DIR|synthetic|SPLIT",
-                        help="labelled images the int8 guarantee is measured on (task metric): "
-                             "a folder with images/ and masks/, 'synthetic', or a split of the "
-                             "run's dataset (default: its validation split; without a run, a "
-                             "quarter of the calibration images, by label agreement)")
-    parser.add_argument("--calibration-steps", type=int, default=100,
-                        help="calibration images read")
-    parser.add_argument("--min-agreement", type=float, default=0.98, metavar="FRACTION",
-                        help="int8 on unlabelled images: share of clear-margin pixels whose "
-                             "label must match the Keras model's (0: no check)")
-    parser.add_argument("--max-metric-loss", type=float, default=0.5, metavar="POINTS",
-                        help="int8 on labelled images: mIoU (IoU) points it may lose")
-    parser.add_argument("--per-tensor-weights", action="store_true",
-                        help="TFLite int8: one scale per weight tensor instead of per channel "
-                             "(a smaller file; the agreement check still applies)")
-    parser.add_argument("--low-res-logits", action="store_true",
-                        help="TFLite: output the logits at the network's output stride and "
-                             "leave the resize to the image size to the runtime (faster)")
-    parser.add_argument("--allow-flex-ops", action="store_true")
-    parser.add_argument("--nchw", action="store_true", help="ONNX/TensorRT NCHW layout")
-    parser.add_argument("--dynamic-shape", action="store_true", help="ONNX: dynamic batch/size")
-    parser.add_argument("--opset", type=int, default=17)
-    parser.add_argument("--labels", help="text file with one class name per line (default: "
-                                         "the classes and colours of the run's config)")
-    parser.add_argument("--config", help="run config naming the dataset (default: config.yaml "
-                                         "beside the model)")
+                             f"(directory: {folder})")
+    per_format = "; ".join(f"{record.name}: " + ", ".join(
+        f"{name} (default)" if name == record.default_precision else name
+        for name in record.accepted_precisions) for record in table.values())
+    parser.add_argument("--precision", choices=precisions(),
+                        help=f"{per_format}; auto: the fastest on this machine that meets the "
+                             "accuracy target")
+    add_options(parser, OPTIONS)
+    for option, names in formats.options():
+        # The help names the formats that take the option.
+        parser.add_argument(option.flag, **{**option.parser,
+                                            "help": f"{', '.join(names)}: {option.parser['help']}"})
 
 
 def output_format(args):
     """The export format: --format, else the output path's extension, in any case."""
-    extension = os.path.splitext(args.output_path)[1].lower()
-    return args.format or _EXTENSIONS.get(extension, "saved_model")
+    return args.format or formats.format_of_path(args.output_path)
 
 
 def check_output_path(path, fmt):
@@ -91,7 +97,7 @@ def check_output_path(path, fmt):
         raise ValueError(f"output path {path!r}: its folder {parent!r} does not exist")
     if not os.access(parent, os.W_OK):
         raise ValueError(f"output path {path!r}: its folder {parent!r} is not writable")
-    if fmt != "saved_model" and os.path.isdir(path):
+    if not formats.EXPORT_FORMATS[fmt].folder and os.path.isdir(path):
         raise ValueError(f"output path {path!r} is a folder; a {fmt} export writes a file")
 
 
@@ -102,12 +108,11 @@ def _precision(args, fmt):
         if args.precision and args.precision != args.quantization:
             raise ValueError(f"--quantization {args.quantization} and --precision "
                              f"{args.precision} disagree; pass --precision only")
-    precision = args.precision or args.quantization or ("fp16" if fmt == "tensorrt" else "fp32")
-    allowed = {"tflite": PRECISIONS, "onnx": ("fp32", "fp16", "int8", "auto"),
-               "tensorrt": ("fp32", "fp16", "int8"), "saved_model": ("fp32",)}[fmt]
-    if precision not in allowed:
+    record = formats.EXPORT_FORMATS[fmt]
+    precision = args.precision or args.quantization or record.default_precision
+    if precision not in record.accepted_precisions:
         raise ValueError(f"--precision {precision} is not available for {fmt}; choose one of "
-                         f"{', '.join(allowed)}")
+                         f"{', '.join(record.accepted_precisions)}")
     return precision
 
 
@@ -141,37 +146,23 @@ def _common_options(args, model, config):
 
 
 def _export(fmt, model, args, precision, options, path=None):
-    """Runs the exporter of `fmt`; None when TensorRT is missing (the command is printed)."""
-    from kerasseg import export
-
-    path = path or args.output_path
-    int8_options = {key: options[key] for key in ("calibration_data", "validation_data")
-                    if key in options}
-    checks = {"min_agreement": args.min_agreement or None,
-              "max_metric_loss": args.max_metric_loss, "calibration_steps":
-              args.calibration_steps} if precision == "int8" else {}
-    common = {"image_size": options["image_size"], "labels": options["labels"],
-              "palette": options["palette"]}
-    if precision != "int8":
-        int8_options = {}
-    if fmt == "saved_model":
-        return export.to_saved_model(model, path, output=options["output"], **common)
-    if fmt == "tflite":
-        return export.to_tflite(
-            model, path, precision=precision, io_dtype=args.io_dtype, output=options["output"],
-            allow_flex_ops=args.allow_flex_ops, resize_logits=not args.low_res_logits,
-            per_channel=not args.per_tensor_weights, **common, **int8_options, **checks)
-    if fmt == "onnx":
-        return export.to_onnx(model, path, static_shape=not args.dynamic_shape, nchw=args.nchw,
-                              opset=args.opset, output=options["output"], precision=precision,
-                              **common, **int8_options, **checks)
-    checks.pop("max_metric_loss", None)
+    """Runs the converter of `fmt` with the keywords its record takes; None when
+    it cannot run here (`ExporterUnavailableError`: its message is printed)."""
+    record = formats.EXPORT_FORMATS[fmt]
+    shared = {"image_size": options["image_size"], "output": options["output"],
+              "labels": options["labels"], "palette": options["palette"],
+              "precision": precision}
+    if precision == "int8":
+        shared.update(calibration_data=options["calibration_data"],
+                      validation_data=options.get("validation_data"),
+                      calibration_steps=args.calibration_steps,
+                      min_agreement=args.min_agreement or None,
+                      max_metric_loss=args.max_metric_loss)
+    keywords = {key: shared[key] for key in record.takes if key in shared}
+    keywords.update((option.keyword, option.value(args)) for option in record.options)
     try:
-        return export.to_tensorrt(
-            model, path, precision, options["image_size"], nchw=args.nchw,
-            calibration_data=options.get("calibration_data") if int8_options else None,
-            labels=options["labels"], palette=options["palette"], **checks)
-    except export.TensorRTUnavailableError as error:
+        return record.convert(model, path or args.output_path, **keywords)
+    except formats.ExporterUnavailableError as error:
         print(error)
         return None
 
@@ -180,19 +171,17 @@ def _auto(args, model, fmt, options):
     from kerasseg.export import auto, int8
     from kerasseg.export.common import cpu_description
 
-    if fmt not in AUTO_CANDIDATES:
-        raise ValueError(f"--precision auto is available for tflite and onnx, not {fmt}")
     size = options["image_size"] or tuple(model.inputs[0].shape[1:3])
     channels = int(model.inputs[0].shape[-1])
     images = int8.images(options["calibration_data"], options.get("validation_data"), size,
                          channels, args.calibration_steps, args.min_agreement or None)
-    settings = int8.Check(args.min_agreement or None, args.max_metric_loss,
-                          0.5 if options["output"] == "probabilities" else 0.0)
+    settings = int8.check_target(args.min_agreement or None, args.max_metric_loss,
+                                 options["output"])
     cpu = cpu_description()
     print(f"precision auto: timing on {cpu['cpu']} ({' '.join(cpu['isa'])}), one thread")
     chosen, rows, measure = auto.fastest(
         lambda precision, path: _export(fmt, model, args, precision, options, path),
-        args.output_path, AUTO_CANDIDATES[fmt], model, images, settings)
+        args.output_path, fmt, model, images, settings)
     print(auto.describe(chosen, rows, measure))
     print(f"wrote {args.output_path} (metadata: {args.output_path}.json)")
     _print_int8_check(args.output_path)

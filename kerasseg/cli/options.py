@@ -136,3 +136,9 @@ def model_classes(model):
         shape = model.output_shape
         channels = shape[-1] if isinstance(shape, tuple) else None  # several outputs: unknown
     return max(channels, 2) if isinstance(channels, int) else None
+
+
+def add_options(parser, options):
+    """Adds `options`, (flag, `add_argument` keywords) pairs, to `parser`."""
+    for flag, keywords in options:
+        parser.add_argument(flag, **keywords)

@@ -9,19 +9,23 @@ unfinished run, anything else there is refused unless `--overwrite`
 (`kerasseg.train.rundir`).
 """
 
-from kerasseg.cli.options import add_config_arguments, load_config
+from kerasseg.cli.options import add_config_arguments, add_options, load_config
+
+OPTIONS = (
+    ("--output-dir", {"help": "run directory (overrides training.output_dir)"}),
+    ("--epochs", {"type": int, "help": "overrides training.epochs"}),
+    ("--overwrite", {"action": "store_true",
+                     "help": "replace the run the output directory holds (its files are "
+                             "deleted once the new run has passed its first batch)"}),
+    ("--validate-data", {"action": "store_true",
+                         "help": "decode every file of the train and val splits first and list "
+                                 "every bad one (as `kerasseg validate`)"}),
+)
 
 
 def add_arguments(parser):
     add_config_arguments(parser, required=False)
-    parser.add_argument("--output-dir", help="run directory (overrides training.output_dir)")
-    parser.add_argument("--epochs", type=int, help="overrides training.epochs")
-    parser.add_argument("--overwrite", action="store_true",
-                        help="replace the run the output directory holds (its files are "
-                             "deleted once the new run has passed its first batch)")
-    parser.add_argument("--validate-data", action="store_true",
-                        help="decode every file of the train and val splits first and list "
-                             "every bad one (as `kerasseg validate`)")
+    add_options(parser, OPTIONS)
 
 
 def run(args):

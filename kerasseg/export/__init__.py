@@ -7,7 +7,9 @@ exporter takes the same names: `precision` ("fp32", "fp16", "int8"; TFLite
 also "dynamic"), `calibration_data`, `validation_data`, `min_agreement`,
 `max_metric_loss`. int8 exports are held to the Keras model's accuracy in the
 task metric (labelled validation images) or label agreement, and report
-their int8 coverage (`kerasseg.export.int8`).
+their int8 coverage (`kerasseg.export.int8`). The formats, one record each
+(converter, file endings, precisions, command-line options), are
+`kerasseg.export.formats.EXPORT_FORMATS`.
 
 Example:
     >>> from kerasseg.export import to_tflite, to_onnx
@@ -15,21 +17,26 @@ Example:
     >>> to_onnx(model, "model.onnx", image_size=(512, 512), nchw=True)
 """
 
-from kerasseg.export.common import strip_crf
-from kerasseg.export.int8 import Int8AgreementError
-from kerasseg.export.onnx import to_onnx
-from kerasseg.export.saved_model import to_saved_model
-from kerasseg.export.tensorrt import TensorRTUnavailableError, to_tensorrt, trtexec_command
-from kerasseg.export.tflite import UnsupportedOpsError, to_tflite
+from kerasseg.utils import lazy_attributes
 
-__all__ = [
-    "Int8AgreementError",
-    "TensorRTUnavailableError",
-    "UnsupportedOpsError",
-    "strip_crf",
-    "to_onnx",
-    "to_saved_model",
-    "to_tensorrt",
-    "to_tflite",
-    "trtexec_command",
-]
+# Public name -> module that defines it. `import kerasseg.export` (and its
+# `formats` table, which the CLI reads to build its options) loads no
+# TensorFlow; a converter loads it on first use.
+_LAZY_ATTRIBUTES = {
+    "ExportFormat": "kerasseg.export.formats",
+    "EXPORT_FORMATS": "kerasseg.export.formats",
+    "ExporterUnavailableError": "kerasseg.export.formats",
+    "Int8AgreementError": "kerasseg.export.int8",
+    "TensorRTUnavailableError": "kerasseg.export.tensorrt",
+    "UnsupportedOpsError": "kerasseg.export.tflite",
+    "strip_crf": "kerasseg.export.common",
+    "to_onnx": "kerasseg.export.onnx",
+    "to_saved_model": "kerasseg.export.saved_model",
+    "to_tensorrt": "kerasseg.export.tensorrt",
+    "to_tflite": "kerasseg.export.tflite",
+    "trtexec_command": "kerasseg.export.tensorrt",
+}
+_SUBMODULES = ("auto", "common", "formats", "int8", "onnx", "saved_model", "tensorrt", "tflite")
+__all__ = sorted(_LAZY_ATTRIBUTES)
+
+__getattr__, __dir__ = lazy_attributes(__name__, _LAZY_ATTRIBUTES, _SUBMODULES)

@@ -17,7 +17,7 @@ import time
 
 import numpy as np
 
-from kerasseg.export import common, int8
+from kerasseg.export import common, formats, int8
 
 # Runs timed per candidate (the fastest counts: the others wait on a shared CPU).
 RUNS = 10
@@ -41,15 +41,26 @@ def time_file(path, image, runs=RUNS):
     return 1000.0 * best
 
 
-def fastest(export, path, precisions, model, images, settings):
-    """Exports `path` at the fastest of `precisions` that meets the target.
+def candidates(fmt):
+    """The precisions "auto" tries for the format named `fmt`: its record's
+    `auto` in `formats.EXPORT_FORMATS`."""
+    tried = formats.EXPORT_FORMATS[fmt].auto
+    if not tried:
+        offered = [record.name for record in formats.EXPORT_FORMATS.values() if record.auto]
+        raise ValueError(f"precision auto is available for {' and '.join(offered)}, not {fmt}")
+    return tried
+
+
+def fastest(export, path, fmt, model, images, settings):
+    """Exports `path` at the fastest of the format's `candidates` that meets
+    the target.
 
     Args:
         export: (precision, path) -> path, the exporter with every other
             argument bound (its int8 guarantee sees the same validation
             images).
         path: Where the chosen file goes (its sidecar beside it).
-        precisions: Candidates, e.g. ("fp32", "fp16", "dynamic", "int8").
+        fmt: The format's name in `formats.EXPORT_FORMATS`, e.g. "tflite".
         model: The Keras model (the reference).
         images: `int8.Images`: the held-out images (and masks) it is scored on.
         settings: `int8.Check`: the target.
@@ -63,7 +74,7 @@ def fastest(export, path, precisions, model, images, settings):
     measure = int8.measure_for(model, images, settings)
     rows = []
     with tempfile.TemporaryDirectory(prefix="kerasseg_auto_") as directory:
-        for precision in precisions:
+        for precision in candidates(fmt):
             candidate = os.path.join(directory, precision + os.path.splitext(path)[1])
             try:
                 export(precision, candidate)

@@ -463,6 +463,13 @@ class Check:
     min_coverage: float = MIN_COVERAGE
 
 
+def check_target(min_agreement, max_metric_loss, output):
+    """The validated `Check` an export with these arguments is held to (its
+    threshold set by `output`: 0.5 on probabilities, 0 on logits)."""
+    return Check(check_min_agreement(min_agreement), check_max_metric_loss(max_metric_loss),
+                 0.5 if output == "probabilities" else 0.0)
+
+
 def measure_for(model, data, settings):
     """What an export is scored by on `data.held_out`: `MetricLoss` with
     masks, `Agreement` without, None when not checked."""

@@ -110,18 +110,10 @@ def to_onnx(
             takes (a `tf.data.Dataset`, an array (N, H, W, C), an iterable);
             resized to the export size. (`representative_data`, `to_tflite`'s
             old name, is accepted with a DeprecationWarning.)
-        calibration_steps: At most this many calibration images are used;
-            without `validation_data` a quarter of them are held out for the
-            agreement check.
-        min_agreement: For "int8" on unlabelled held-out images: the share of
-            their clear-margin pixels whose label must match the Keras
-            model's; None skips every check (plain int8).
-        validation_data: For "int8": held-out images, in any form
-            `calibration_data` takes; with masks ((image, mask) pairs or an
-            (images, masks) tuple) the check is in the task's metric. None
-            holds out a quarter of the calibration images.
-        max_metric_loss: For "int8" with labelled `validation_data`: the mIoU
-            (IoU for one class) points int8 may lose against the Keras model.
+        calibration_steps, min_agreement, validation_data, max_metric_loss:
+            The int8 guarantee's images and targets, as `to_tflite` takes
+            them (one guarantee, `kerasseg.export.int8`); validation images
+            are NHWC whatever `nchw` is.
 
     Returns:
         The path of the `.onnx` file.
@@ -141,9 +133,7 @@ def to_onnx(
     check_positive_int("batch_size", batch_size)
     check_choice("precision", precision, PRECISIONS)
     check_positive_int("calibration_steps", calibration_steps)
-    settings = int8.Check(int8.check_min_agreement(min_agreement),
-                          int8.check_max_metric_loss(max_metric_loss),
-                          0.5 if output == "probabilities" else 0.0)
+    settings = int8.check_target(min_agreement, max_metric_loss, output)
     model = common.strip_crf(model)
     native = common.check_output(model, output)
     common.check_labels(model, labels, palette)

@@ -11,13 +11,14 @@ Engines are specific to the GPU and TensorRT version: build them on the target
 import json
 import os
 
+from kerasseg.export.formats import ExporterUnavailableError
 from kerasseg.export.int8 import DEFAULT_MIN_AGREEMENT
 from kerasseg.runtime.metadata import PRECISIONS, file_precision
 from kerasseg.runtime.tensorrt import build_engine, visible_gpu_count
 from kerasseg.utils import check_choice
 
 
-class TensorRTUnavailableError(RuntimeError):
+class TensorRTUnavailableError(ExporterUnavailableError):
     """TensorRT or a GPU is missing here; the message says what to run on the target."""
 
 

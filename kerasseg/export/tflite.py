@@ -146,9 +146,7 @@ def to_tflite(
     check_choice("precision", precision, PRECISIONS)
     check_choice("io_dtype", io_dtype, IO_DTYPES)
     check_positive_int("calibration_steps", calibration_steps)
-    settings = int8.Check(int8.check_min_agreement(min_agreement),
-                          int8.check_max_metric_loss(max_metric_loss),
-                          0.5 if output == "probabilities" else 0.0)
+    settings = int8.check_target(min_agreement, max_metric_loss, output)
     model = common.strip_crf(model)
     image = common.single_input(model)
     image_size = common.fixed_image_size(model, image_size)

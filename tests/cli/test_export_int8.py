@@ -25,12 +25,12 @@ def test_extension_is_case_insensitive(saved, tmp_path, capsys):
 
 
 def test_output_path_checked_before_the_conversion(saved, tmp_path, capsys, monkeypatch):
-    from kerasseg import export
+    from kerasseg.export import tflite
 
     def never(*args, **kwargs):
         raise AssertionError("converted before checking the output path")
 
-    monkeypatch.setattr(export, "to_tflite", never)
+    monkeypatch.setattr(tflite, "to_tflite", never)  # the converter the tflite record names
     missing = str(tmp_path / "no_such_folder" / "m.tflite")
     assert main(["export", saved, missing, "--image-size", "64", "64"]) == 2
     error = capsys.readouterr().err
