@@ -126,12 +126,13 @@ class Row:
     size: tuple
     name: str
     path: str
-    params: int | None = None  # None: MediaPipe's
+    params: int | None = None  # None: a file not made here (MediaPipe's, Google's)
     scored: bool = True  # quality is measured (trained models and MediaPipe)
+    kind: str = "kerasseg"  # how it is run: "kerasseg", "mediapipe", "voc_labels"
 
     @property
     def is_mediapipe(self):
-        return self.params is None
+        return self.kind == "mediapipe"
 
 
 # === Exports ===
@@ -160,8 +161,10 @@ def model_label(path):
     return f"{os.path.basename(os.path.dirname(os.path.abspath(path)))}/{stem}"
 
 
-def export_trained(keras_path, sizes, quantizations, folder, calibration):
-    """Exports a trained `.keras` model at every size and quantization; its rows."""
+def export_trained(keras_path, sizes, quantizations, folder, calibration, validation):
+    """Exports a trained `.keras` model at every size and quantization; its rows.
+    An int8 file is held to the export's agreement guarantee (98 % of the
+    clear-margin pixels) on the `validation` photos when given."""
     from kerasseg.export import to_tflite
     from kerasseg.saving import load_model
 
@@ -171,10 +174,33 @@ def export_trained(keras_path, sizes, quantizations, folder, calibration):
             print(f"Converting {label} {size[0]}x{size[1]} {quantization}...", flush=True)
             path = os.path.join(folder, f"{label.replace('/', '_')}_{size[0]}x{size[1]}_"
                                 f"{quantization}.tflite")
-            to_tflite(model, path, size, quantization=quantization, output="probabilities",
-                      representative_data=calibration if quantization == "int8" else None,
-                      calibration_steps=len(calibration) if calibration else 100)
+            int8 = quantization == "int8"
+            to_tflite(model, path, size, precision=quantization, output="probabilities",
+                      calibration_data=calibration if int8 else None,
+                      calibration_steps=len(calibration) if calibration else 100,
+                      validation_data=validation if int8 else None)
             rows.append(Row(size, f"{label} {quantization}", path, model.count_params()))
+    return rows
+
+
+def parse_model(text):
+    """`PATH` or `PATH=HxW` (that model at that input size only)."""
+    path, _, size = text.partition("=")
+    return path, (parse_size(size) if size else None)
+
+
+def preset_rows(names):
+    """Google's VOC files as published (uint8 in, class ids out), zero-shot:
+    a pixel is a person where the file says "person"."""
+    from kerasseg.pretrained import preset_file, resolve_preset
+
+    rows = []
+    for name in names:
+        preset = resolve_preset(name)
+        path = preset_file(preset.name)
+        size = tuple(load_interpreter(path, 1)[0].get_input_details()[0]["shape"][1:3])
+        rows.append(Row(size, f"{preset.name} (Google's file, zero-shot)", path,
+                        kind="voc_labels"))
     return rows
 
 
@@ -185,12 +211,15 @@ def build_rows(args, sizes, mediapipe, folder):
         if size in mediapipe:
             label = "landscape" if size == (144, 256) else "general"
             rows.append(Row(size, f"MediaPipe selfie segmentation ({label})", mediapipe[size]))
-    calibration = None
+    calibration = validation = None
     if args.models and "int8" in args.quantizations and args.people_root:
         calibration = [image for image, _ in people_photos(args.people_root, "train",
                                                            args.calibration_images)]
-    for keras_path in args.models:
-        rows += export_trained(keras_path, sizes, args.quantizations, folder, calibration)
+        validation = [image for image, _ in people_photos(args.people_root, "val")]
+    for keras_path, size in map(parse_model, args.models):
+        rows += export_trained(keras_path, [size] if size else sizes, args.quantizations,
+                               folder, calibration, validation)
+    rows += preset_rows(args.presets)
     for size in sizes:
         for config in args.configs:
             for quantization in args.quantizations:
@@ -198,7 +227,8 @@ def build_rows(args, sizes, mediapipe, folder):
                 path, params = export_preset(config, size, quantization, folder)
                 rows.append(Row(size, f"{config} {quantization} (untrained)", path, params,
                                 scored=False))
-    return sorted(rows, key=lambda row: sizes.index(row.size))
+    order = list(dict.fromkeys([*sizes, *(row.size for row in rows)]))
+    return sorted(rows, key=lambda row: order.index(row.size))
 
 
 # === Graph checks and timing ===
@@ -289,6 +319,24 @@ def mediapipe_person(path, threads=2):
     return person
 
 
+def voc_person(path, threads=2):
+    """image -> 1.0 where Google's VOC file labels a pixel "person" (class 15),
+    its uint8 input resized to the file's size and its labels back (nearest)."""
+    from kerasseg.runtime.image import resize_bilinear, resize_nearest
+
+    interpreter = load_interpreter(path, threads)[0]
+    source, target = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+
+    def person(image):
+        x = resize_bilinear(image[None].astype(np.float32), tuple(source["shape"][1:3]))
+        interpreter.set_tensor(source["index"], np.clip(np.round(x), 0, 255).astype(np.uint8))
+        interpreter.invoke()
+        labels = interpreter.get_tensor(target["index"]).reshape(1, *source["shape"][1:3])
+        return resize_nearest(labels, image.shape[:2])[0] == 15
+
+    return person
+
+
 def kerasseg_person(path, threads=2):
     """image -> person probability through `kerasseg.runtime.Segmenter` (the
     second of the [background, person] probabilities of a one-channel model)."""
@@ -311,7 +359,8 @@ def score_rows(rows, photos):
         if row.scored:
             print(f"Scoring {row.name} {row.size[0]}x{row.size[1]} on {len(photos)} photos...",
                   flush=True)
-            person = (mediapipe_person if row.is_mediapipe else kerasseg_person)(row.path)
+            person = {"mediapipe": mediapipe_person, "voc_labels": voc_person,
+                      "kerasseg": kerasseg_person}[row.kind](row.path)
             scores[row.path] = mean_person_iou(person, photos)
     return scores
 
@@ -324,8 +373,10 @@ def _ratio(numerator, denominator, digits=2):
 
 
 def print_size_table(size, rows, latency, scores, checks, args):
-    """One markdown table: our rows of `size` beside MediaPipe's."""
-    reference = next((r for r in rows if r.size == size and r.is_mediapipe), None)
+    """One markdown table: our rows of `size` beside MediaPipe's (of that size,
+    else its general 256x256 model, the one the ratios then refer to)."""
+    reference = next((r for r in rows if r.size == size and r.is_mediapipe),
+                     next((r for r in rows if r.is_mediapipe), None))
     base = os.path.getsize(reference.path) if reference else None
     quality = f" {args.split} IoU | IoU / MP |" if scores else ""
     columns = " | ".join(f"{t} thr ms | x MP" for t in args.threads)
@@ -340,7 +391,8 @@ def print_size_table(size, rows, latency, scores, checks, args):
             for t in args.threads]
         score = (f" {iou:.3f} | {_ratio(iou, reference and scores.get(reference.path), 3)} |"
                  if iou is not None else " - | - |") if scores else ""
-        print(f"| {row.name} | {row.params or '~106K (fp16)'} | "
+        params = row.params or ("~106K (fp16)" if row.is_mediapipe else "-")
+        print(f"| {row.name} | {params} | "
               f"{os.path.getsize(row.path) / 1024:.0f} |{score} "
               f"{_ratio(os.path.getsize(row.path), base)} | {' | '.join(cells)} | "
               f"{checks.get(row.path, 'custom op')} |")
@@ -350,7 +402,7 @@ def print_verdicts(rows, latency, scores, threads):
     """For each scored model of ours: is it as good, as small and as fast as MediaPipe?"""
     for row in rows:
         reference = next((r for r in rows if r.size == row.size and r.is_mediapipe), None)
-        if row.is_mediapipe or row.path not in scores or reference is None:
+        if row.kind != "kerasseg" or row.path not in scores or reference is None:
             continue
         misses = [what for what, ok in (
             ("IoU", scores[row.path] >= scores[reference.path]),
@@ -370,7 +422,7 @@ def print_report(rows, latency, notes, scores, args):
     if scores:
         print(f"IoU: mean over the {args.split} photos of each photo's person IoU at its own "
               f"size (probability > {THRESHOLD}); IoU / MP = ours / MediaPipe's.")
-    for size in args.sizes:
+    for size in dict.fromkeys(row.size for row in rows):
         print_size_table(size, rows, latency, scores, checks, args)
     for path, note in notes.items():
         print(f"\nNote: {os.path.basename(path)} {note}; timed with LiteRT's default delegate.")
@@ -406,7 +458,10 @@ def _list(convert=str):
 def build_parser():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add = parser.add_argument
-    add("--models", nargs="+", default=[], help="trained portrait .keras files to export")
+    add("--models", nargs="+", default=[], help="trained portrait .keras files to export, "
+        "each PATH (at every --sizes) or PATH=HxW (at that size only, e.g. a teacher)")
+    add("--presets", nargs="*", default=[], help="Google's VOC files (kerasseg.pretrained "
+        "presets, from KERASSEG_HOME) scored zero-shot: person where they say person")
     add("--people-root", default=None, help="the people dataset folder: scores quality")
     add("--split", default="test", choices=("test", "val"), help="photos scored")
     add("--calibration-images", type=int, default=64, help="training photos for int8")
@@ -438,7 +493,8 @@ def check_args(parser, args):
     for config in args.configs:
         if config not in PORTRAIT_CONFIGS:
             parser.error(f"--configs: unknown {config!r}; choose from {sorted(PORTRAIT_CONFIGS)}")
-    for path in [*args.models, args.mediapipe_model, args.mediapipe_landscape_model]:
+    for path in [*(parse_model(m)[0] for m in args.models), args.mediapipe_model,
+                 args.mediapipe_landscape_model]:
         if path and not os.path.isfile(path):
             parser.error(f"file not found: {path!r}")
     if args.people_root and not os.path.isdir(args.people_root):
@@ -463,7 +519,7 @@ def main(argv=None):
     os.makedirs(folder, exist_ok=True)
     rows = build_rows(args, args.sizes, mediapipe, folder)
     scores = {}
-    if args.people_root and args.models:
+    if args.people_root and (args.models or args.presets):
         scores = score_rows(rows, people_photos(args.people_root, args.split))
     latency, notes = time_rows(rows, args.threads, args.rounds, args.invocations,
                                args.statistic)

@@ -5,6 +5,7 @@ Only the public API of kerasseg is used here and in the demos.
 """
 
 import argparse
+import hashlib
 import os
 import time
 
@@ -230,12 +231,63 @@ def preset_export(name, cache, size=513):
     return path
 
 
-def model_file(args, fallback):
-    """The exported file a demo runs: --model (a file, or a preset exported
-    once), or `fallback()`, the demo's own small model."""
+def run_model(path):
+    """The `.keras` file of a training run folder (best.keras, else
+    model.keras) or `path` itself when it is a `.keras` file; None otherwise."""
+    if path.endswith(".keras") and os.path.isfile(path):
+        return path
+    for name in ("best.keras", "model.keras"):
+        if os.path.isfile(os.path.join(path, name)):
+            return os.path.join(path, name)
+    return None
+
+
+def keras_export(path, cache, size):
+    """An fp16 `.tflite` export at `size` of a trained `.keras` file (or of a
+    run folder's model), labelled with the classes and colours of the dataset
+    in the run's config.yaml; made once per model file in `cache`. None when
+    `path` is neither."""
+    import kerasseg
+    from kerasseg.export import to_tflite
+    from kerasseg.train import Config
+
+    keras_path = run_model(path)
+    if keras_path is None:
+        return None
+    stat = os.stat(keras_path)
+    key = f"{os.path.abspath(keras_path)}:{stat.st_mtime_ns}:{size}".encode()
+    export = os.path.join(cache, f"run_{hashlib.sha256(key).hexdigest()[:16]}_fp16.tflite")
+    if os.path.exists(export) and os.path.exists(export + ".json"):
+        print(f"{keras_path}: using the cached export {export}")
+        return export
+    print(f"{keras_path}: exporting it (fp16, {size[0]}x{size[1]}) to {export}")
+    labels = palette = None
+    config_path = os.path.join(os.path.dirname(keras_path), "config.yaml")
+    if os.path.isfile(config_path):
+        source = kerasseg.data.SOURCES.get(Config.load(config_path).data.dataset)
+        if source is not None and source.classes and not source.binary:
+            labels, palette = list(source.classes), np.asarray(source.palette).tolist()
+    partial = export + ".partial.tflite"
+    to_tflite(kerasseg.load_model(keras_path), partial, image_size=size, precision="fp16",
+              labels=labels, palette=palette)
+    os.replace(partial + ".json", export + ".json")
+    os.replace(partial, export)
+    return export
+
+
+def model_file(args, fallback, run_dir=None, size=None):
+    """The exported file a demo runs: --model (an exported file; a preset,
+    a trained `.keras` file or a training run folder, exported once at
+    `size`); without --model the run of the demo's recipe in `run_dir` when
+    it has finished; else `fallback()`, the demo's own small model."""
+    cache = cache_dir(args.cache_dir)
+    if args.model is None and run_dir and run_model(run_dir):
+        print(f"No --model given: using the fine-tuned model of {run_dir}")
+        return keras_export(run_dir, cache, size)
     if args.model is None:
         return fallback()
-    return preset_export(args.model, cache_dir(args.cache_dir)) or args.model
+    return (preset_export(args.model, cache) or keras_export(args.model, cache, size)
+            or args.model)
 
 
 def cached(path, model, training, fast):

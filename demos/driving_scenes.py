@@ -8,13 +8,17 @@ images, one image or a camera. Classes are drawn in the model's own colours
 Cityscapes colours by label name otherwise) with a legend, and the frame
 rate on every frame.
 
-With no --model it trains a small LR-ASPP MobileNetV3-Small on the synthetic
-street scenes (about a minute, once; cached in the user cache folder). With
-no --input it pans across synthetic street scenes, a stand-in for a dash-cam
-clip.
+With no --model it runs the CamVid fine-tune when its run has finished in
+runs/camvid_cityscapes (`kerasseg train --config camvid_cityscapes`, the
+folder the recipe writes; exported once to fp16 at 360x480); without it, it
+trains a small LR-ASPP MobileNetV3-Small on the synthetic street scenes
+(about a minute, once; cached in the user cache folder). With no --input it
+pans across synthetic street scenes, a stand-in for a dash-cam clip.
 
 Examples:
     python demos/driving_scenes.py                                  # synthetic
+    python demos/driving_scenes.py --input CamVid/test/   # the CamVid fine-tune, if trained
+    python demos/driving_scenes.py --model runs/camvid_cityscapes --input CamVid/test/
     python demos/driving_scenes.py --model camvid.tflite --input CamVid/test/
     python demos/driving_scenes.py --input drive.mp4 --model cityscapes_fp16.engine
 """
@@ -28,6 +32,9 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import _common  # noqa: E402
+
+RECIPE_RUN = os.path.join("runs", "camvid_cityscapes")  # the camvid_cityscapes recipe's run
+CAMVID_SIZE = (360, 480)
 
 from kerasseg.data.labels import CITYSCAPES_CLASSES, CITYSCAPES_PALETTE, voc_palette  # noqa: E402
 
@@ -141,7 +148,7 @@ def run(argv=None):
         raise ValueError(f"--opacity must be in [0, 1]. Received: --opacity={args.opacity}")
     model_path = _common.model_file(args, lambda: fallback_model(
         _common.cache_dir(args.cache_dir), args.fast, args.train_seconds
-    ))
+    ), run_dir=RECIPE_RUN, size=CAMVID_SIZE)
     segmenter = Segmenter.load(model_path, num_threads=args.threads)
     names, palette = class_colours(segmenter.labels, segmenter.palette)
     frames = _common.input_frames(

@@ -5,13 +5,18 @@ through `kerasseg.runtime` on an image, a folder of images, a video file or a
 webcam, smooths the mask over time (exponential moving average) and feathers
 its edges before compositing. The frame rate is drawn on every frame.
 
-With no --model it trains a small LR-ASPP MobileNetV3-Small on synthetic
-person masks (about a minute, once; cached in the user cache folder). With no
---input it makes a synthetic clip. Everything runs headless and writes a video
-(or PNG frames).
+With no --model it runs the distilled portrait student when its run has
+finished in runs/portrait_student (`kerasseg train --config portrait_student`,
+the folder the recipe writes; exported once to fp16 at the --model-size);
+without it, it trains a small LR-ASPP MobileNetV3-Small on synthetic person
+masks (about a minute, once; cached in the user cache folder). With no
+--input it makes a synthetic clip. Everything runs headless and writes a
+video (or PNG frames).
 
 Examples:
     python demos/portrait_mode.py                          # synthetic, blur
+    python demos/portrait_mode.py --input photos/          # the student, if trained
+    python demos/portrait_mode.py --model runs/portrait_voc --input photos/  # the teacher
     python demos/portrait_mode.py --input 0 --model portrait.tflite --show
     python demos/portrait_mode.py --input clip.mp4 --mode replace --background beach.jpg
 """
@@ -28,6 +33,7 @@ import _common  # noqa: E402
 
 DEFAULT_OUTPUT = "portrait_mode.mp4"
 MODEL_SIZES = {"square": (256, 256), "landscape": (144, 256)}
+RECIPE_RUN = os.path.join("runs", "portrait_student")  # the portrait_student recipe's run
 
 
 def fallback_model(cache, size, fast, train_seconds):
@@ -140,7 +146,7 @@ def run(argv=None):
     model_path = _common.model_file(args, lambda: fallback_model(
         _common.cache_dir(args.cache_dir), MODEL_SIZES[args.model_size], args.fast,
         args.train_seconds,
-    ))
+    ), run_dir=RECIPE_RUN, size=MODEL_SIZES[args.model_size])
     segmenter = Segmenter.load(model_path, num_threads=args.threads)
     smoother = MaskSmoother(args.smoothing)
     frames = _common.input_frames(

@@ -19,6 +19,9 @@ RECIPES = {
     "camvid_segnet": ("semantic", "camvid"),
     "camvid_deeplabv3plus_mobilenetv2": ("semantic", "camvid"),
     "portrait_lraspp": ("binary", "people"),
+    "camvid_cityscapes": ("semantic", "camvid"),
+    "portrait_voc": ("binary", "people"),
+    "portrait_student": ("binary", "people"),
 }
 
 
@@ -37,6 +40,11 @@ def test_recipes_load_as_valid_configs(name):
     # What the recipe's comment tells users to run: another root, nothing else.
     moved = config.replace(data={"root": "/elsewhere/data"})
     assert moved.data.root == "/elsewhere/data" and moved.model == config.model
+    if config.model.args.get("weights"):  # fine-tuning from a preset: its folded BN stays frozen
+        assert config.model.freeze_batch_norm and config.model.class_mapping
+    if name == "portrait_student":  # distilled from the teacher recipe's run
+        assert config.loss.teacher == "runs/portrait_voc/best.keras"
+        assert 0 < config.loss.teacher_weight <= 1
 
 
 def test_recipes_are_package_data():

@@ -203,3 +203,33 @@ def test_a_model_path_is_not_taken_for_a_preset(demos, tmp_path):
     path.write_bytes(b"")
     args = demos["portrait_mode"].build_parser().parse_args(["--model", str(path)])
     assert demos["portrait_mode"]._common.model_file(args, lambda: "fallback") == str(path)
+
+
+def test_driving_demo_runs_the_finished_recipe_run_by_default(demos, tmp_path, monkeypatch,
+                                                              capsys):
+    """Without --model, a finished `kerasseg train --config camvid_cityscapes`
+    run in ./runs/camvid_cityscapes is exported once (with CamVid's classes
+    from its config.yaml) and run instead of the synthetic fallback."""
+    import json
+
+    import kerasseg
+    from kerasseg.data import CAMVID_CLASSES
+    from kerasseg.train import Config
+
+    run = tmp_path / "runs" / "camvid_cityscapes"
+    model = kerasseg.lraspp(len(CAMVID_CLASSES), backbone="mobilenetv3small", high_level="P4",
+                            head_filters=8, backbone_kwargs={"alpha": 0.35})
+    run.mkdir(parents=True)
+    model.save(run / "best.keras")
+    Config.from_dict({"data": {"dataset": "camvid", "root": "/data/CamVid"}}).save(run)
+    monkeypatch.chdir(tmp_path)
+    arguments = ["--frames", "1", "--cache-dir", str(tmp_path / "cache"),
+                 "--output", str(tmp_path / "out")]
+    assert demos["driving_scenes"].main(arguments) == 0
+    out = capsys.readouterr().out
+    assert "using the fine-tuned model of runs/camvid_cityscapes" in out
+    assert "exporting it (fp16, 360x480)" in out and "training" not in out
+    sidecar, = (tmp_path / "cache").glob("run_*_fp16.tflite.json")
+    assert json.loads(sidecar.read_text())["labels"] == list(CAMVID_CLASSES)
+    assert demos["driving_scenes"].main(arguments) == 0
+    assert "using the cached export" in capsys.readouterr().out

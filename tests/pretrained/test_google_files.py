@@ -98,3 +98,38 @@ def test_from_preset_carries_class_names_and_palette():
     # Every layer but the classifier holds the file's weights.
     np.testing.assert_array_equal(np.asarray(fewer.get_layer("Conv").kernel),
                                   np.asarray(model.get_layer("Conv").kernel))
+
+
+@pytest.mark.parametrize("recipe, preset_classes, expected", [
+    ("camvid_cityscapes", ("car", "truck", "bus", "train"), "Car"),
+    ("portrait_voc", ("person", "background"), "person"),
+])
+def test_fine_tuning_recipes_build_from_the_preset_with_their_class_mapping(
+        recipe, preset_classes, expected):
+    # What `kerasseg train --config <recipe>` builds: every layer from the
+    # file, the classifier from the file's by the recipe's class mapping, and
+    # batch norm frozen at the file's statistics.
+    from kerasseg import configs
+    from kerasseg.pretrained import TFLiteFile, backbone_width, find_preset, preset_file
+    from kerasseg.train import Config, build_model
+    from kerasseg.train.model import batch_norm_layers
+
+    config = Config.load(configs.recipe_path(recipe)).replace(data={"root": "/unused"})
+    model = build_model(config, 1 if config.task == "binary" else 11,
+                        **({"activation": "sigmoid"} if config.task == "binary" else {}))
+    assert all(not layer.trainable for layer in batch_norm_layers(model))
+    args = config.model.args
+    preset = find_preset(config.model.name, args["weights"], args["backbone"],
+                         backbone_width(args.get("backbone_kwargs")))
+    source = next(layer for layer in TFLiteFile(preset_file(preset.name)).layers()
+                  if layer.scope == "logits/semantic")
+    columns = [preset.classes.index(name) for name in preset_classes]
+    kernel = model.get_layer("classifier").kernel.numpy()
+    if config.task == "binary":  # person minus background
+        expected_kernel = source.kernel[..., columns[0]] - source.kernel[..., columns[1]]
+        np.testing.assert_allclose(kernel[..., 0], expected_kernel, atol=1e-5)
+    else:
+        from kerasseg.data import CAMVID_CLASSES
+
+        np.testing.assert_allclose(kernel[..., CAMVID_CLASSES.index(expected)],
+                                   source.kernel[..., columns].mean(-1), atol=1e-5)
