@@ -210,7 +210,8 @@ def build_rows(args, sizes, mediapipe, folder):
     for size in sizes:
         if size in mediapipe:
             label = "landscape" if size == (144, 256) else "general"
-            rows.append(Row(size, f"MediaPipe selfie segmentation ({label})", mediapipe[size]))
+            rows.append(Row(size, f"MediaPipe selfie segmentation ({label})", mediapipe[size],
+                            kind="mediapipe"))
     calibration = validation = None
     if args.models and "int8" in args.quantizations and args.people_root:
         calibration = [image for image, _ in people_photos(args.people_root, "train",
