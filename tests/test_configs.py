@@ -43,7 +43,7 @@ def test_recipes_load_as_valid_configs(name):
     if config.model.args.get("weights"):  # fine-tuning from a preset: its folded BN stays frozen
         assert config.model.freeze_batch_norm and config.model.class_mapping
     if name == "portrait_student":  # distilled from the teacher recipe's run
-        assert config.loss.teacher == "runs/portrait_voc/best.keras"
+        assert config.loss.teacher == "runs/portrait_voc/teacher_512.tflite"
         assert 0 < config.loss.teacher_weight <= 1
 
 

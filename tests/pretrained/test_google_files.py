@@ -2,6 +2,7 @@
 imported Keras model labels each file's own test picture as the file does.
 Skipped, with the reason, where ../shared/pretrained is absent."""
 
+import os
 import pathlib
 
 import numpy as np
@@ -133,3 +134,22 @@ def test_fine_tuning_recipes_build_from_the_preset_with_their_class_mapping(
 
         np.testing.assert_allclose(kernel[..., CAMVID_CLASSES.index(expected)],
                                    source.kernel[..., columns].mean(-1), atol=1e-5)
+
+
+def test_the_student_recipe_starts_from_the_voc_files_backbone_and_fits_250_kb(tmp_path):
+    from kerasseg import configs
+    from kerasseg.export import to_tflite
+    from kerasseg.pretrained import TFLiteFile, preset_file
+    from kerasseg.train import Config, build_model
+
+    config = Config.load(configs.recipe_path("portrait_student")).replace(data={"root": "/x"})
+    model = build_model(config, 1, activation="sigmoid")
+    file = TFLiteFile(preset_file(config.model.args["backbone_weights"]))
+    first = next(layer for layer in file.layers() if layer.scope == "MobilenetV2/Conv")
+    np.testing.assert_allclose(model.get_layer("Conv1").kernel.numpy(), first.kernel, atol=1e-6)
+    images = np.random.default_rng(0).uniform(0, 255, (8, 256, 256, 3)).astype(np.float32)
+    path = to_tflite(model, str(tmp_path / "student.tflite"), image_size=(256, 256),
+                     precision="int8", calibration_data=images, min_agreement=None,
+                     output="probabilities", per_channel=False)
+    # Weights per tensor: per channel adds 12 bytes a channel (336 KB here).
+    assert os.path.getsize(path) <= 250_000  # MediaPipe's file is 244 KB (fp16)
