@@ -97,13 +97,15 @@ def describe_cpu():
     return f"{cpu['cpu']} ({cpu['machine']}, {os.cpu_count()} cores; {' '.join(cpu['isa'])})"
 
 
-def test_scores(model, data_root):
-    """Scores of `model` on the 233 test frames at 360x480 (void ignored)."""
+def test_scores(model, data_root, scale=1.0):
+    """Scores of `model` on the 233 test frames (void ignored) at 360x480,
+    each frame run at `scale` times its size and the logits resized back."""
     from kerasseg.data import CAMVID_CLASSES, load_dataset
     from kerasseg.train import evaluate
 
     test = load_dataset("camvid", data_root, "test").batch(4)
-    return evaluate(model, test, len(CAMVID_CLASSES), class_names=CAMVID_CLASSES)
+    return evaluate(model, test, len(CAMVID_CLASSES), class_names=CAMVID_CLASSES,
+                    scales=(scale,))
 
 
 def comparison_table(rows):
@@ -156,7 +158,7 @@ def latency_ms(path, frame, rounds=10):
     return statistics.median(times)
 
 
-def zero_shot_scores(preset, class_mapping, data_root):
+def zero_shot_scores(preset, class_mapping, data_root, scale):
     """Test scores of the preset as published: its own classes, each pixel's
     argmax mapped to CamVid's by the recipe's `class_mapping`."""
     import keras
@@ -164,8 +166,7 @@ def zero_shot_scores(preset, class_mapping, data_root):
     import tensorflow as tf
 
     import kerasseg
-    from kerasseg.data import CAMVID_CLASSES, load_dataset
-    from kerasseg.train import evaluate
+    from kerasseg.data import CAMVID_CLASSES
 
     model = kerasseg.from_preset(preset)
     lookup = np.full(len(model.class_names), 0, np.int32)  # unmapped: never the case here
@@ -177,21 +178,22 @@ def zero_shot_scores(preset, class_mapping, data_root):
             labels = tf.gather(lookup, tf.argmax(model(images), -1))
             return tf.one_hot(labels, len(CAMVID_CLASSES)) * 10.0  # logits of the mapped label
 
-    test = load_dataset("camvid", data_root, "test").batch(4)
-    return evaluate(Mapped(), test, len(CAMVID_CLASSES), class_names=CAMVID_CLASSES)
+    return test_scores(Mapped(), data_root, scale)
 
 
-def fine_tune_rows(model, config, data_root, output_dir):
+def fine_tune_rows(model, config, data_root, output_dir, scale):
     """(size and one-thread latency of the model's fp32 file, {name: scores}
     of the rows beside it: its int8 file, held to the 98 % agreement
     guarantee on the val frames and scored on test, and the preset it
-    started from, zero-shot)."""
+    started from, zero-shot), every model run at `scale` times the frame:
+    the files take frames of that size, and the runtime resizes each frame
+    to it and the logits back."""
     from kerasseg.data import CAMVID_CLASSES, load_dataset
     from kerasseg.export import to_tflite
     from kerasseg.runtime import Segmenter
     from kerasseg.train import evaluate
 
-    frame_size = (360, 480)
+    frame_size = (round(360 * scale), round(480 * scale))
     calibration = split_images(data_root, "train", 64)
     validation = split_images(data_root, "val")
     fp32 = to_tflite(model, os.path.join(output_dir, "fine_tuned_fp32.tflite"),
@@ -199,7 +201,7 @@ def fine_tune_rows(model, config, data_root, output_dir):
     int8 = to_tflite(model, os.path.join(output_dir, "fine_tuned_int8.tflite"),
                      image_size=frame_size, precision="int8", calibration_data=calibration,
                      calibration_steps=len(calibration), validation_data=validation)
-    test = load_dataset("camvid", data_root, "test").batch(4)
+    test = load_dataset("camvid", data_root, "test").batch(4)  # resized by the Segmenter
     int8_scores = evaluate(Segmenter.load(int8), test, len(CAMVID_CLASSES),
                            class_names=CAMVID_CLASSES)
     int8_scores.update(size_mb=os.path.getsize(int8) / 1e6,
@@ -209,7 +211,7 @@ def fine_tune_rows(model, config, data_root, output_dir):
     rows = {"  its int8 file (98 % agreement on val held)": int8_scores}
     weights = config.model.args["weights"]
     rows[f"zero-shot preset {weights!r} (classes mapped)"] = zero_shot_scores(
-        weights, config.model.class_mapping, data_root)
+        weights, config.model.class_mapping, data_root, scale)
     return fp32_measures, rows
 
 
@@ -274,6 +276,9 @@ def main(argv=None):
     parser.add_argument("--recipe", default=None,
                         help="train a shipped recipe as it is (e.g. camvid_cityscapes) instead "
                              "of the from-scratch budget")
+    parser.add_argument("--scale", type=float, default=1.0,
+                        help="run every model at this multiple of the 360x480 frames and "
+                             "resize the logits back (chosen on val; camvid_cityscapes: 2)")
     parser.add_argument("--steps", type=int, default=None,
                         help=f"training steps (default: the recipe's, or the from-scratch "
                              f"budget, {BUDGET_STEPS})")
@@ -295,15 +300,17 @@ def main(argv=None):
     print(learning_curve(config.training.output_dir, record["steps_per_epoch"]))
 
     start = time.perf_counter()
-    scores = test_scores(model, args.data)
+    scores = test_scores(model, args.data, args.scale)
     print(f"\nTest split scored once ({time.perf_counter() - start:.0f} s)\n")
-    rows = {"kerasseg (this run, " + (args.recipe or "from scratch") + ")": scores}
+    at = f", run at {args.scale:g}x" if args.scale != 1 else ""
+    rows = {"kerasseg (this run, " + (args.recipe or "from scratch") + at + ")": scores}
     if args.recipe:
-        fp32_measures, more_rows = fine_tune_rows(model, config, args.data, output_dir)
+        fp32_measures, more_rows = fine_tune_rows(model, config, args.data, output_dir,
+                                                  args.scale)
         scores.update(fp32_measures)
         rows.update(more_rows)
     print(comparison_table(rows))
-    record = {"config": config.to_dict(), "cpu": cpu, **record,
+    record = {"config": config.to_dict(), "cpu": cpu, "scale": args.scale, **record,
               "test": {name: {k: v for k, v in row.items() if k != "confusion"}
                        for name, row in rows.items()},
               "test_confusion": scores["confusion"].tolist()}

@@ -161,10 +161,12 @@ def model_label(path):
     return f"{os.path.basename(os.path.dirname(os.path.abspath(path)))}/{stem}"
 
 
-def export_trained(keras_path, sizes, quantizations, folder, calibration, validation):
+def export_trained(keras_path, sizes, quantizations, folder, calibration, validation,
+                   per_channel=True):
     """Exports a trained `.keras` model at every size and quantization; its rows.
     An int8 file is held to the export's agreement guarantee (98 % of the
-    clear-margin pixels) on the `validation` photos when given."""
+    clear-margin pixels) on the `validation` photos when given; `per_channel`
+    False stores one weight scale per tensor (12 bytes a channel less)."""
     from kerasseg.export import to_tflite
     from kerasseg.saving import load_model
 
@@ -178,7 +180,8 @@ def export_trained(keras_path, sizes, quantizations, folder, calibration, valida
             to_tflite(model, path, size, precision=quantization, output="probabilities",
                       calibration_data=calibration if int8 else None,
                       calibration_steps=len(calibration) if calibration else 100,
-                      validation_data=validation if int8 else None)
+                      validation_data=validation if int8 else None,
+                      per_channel=per_channel)
             rows.append(Row(size, f"{label} {quantization}", path, model.count_params()))
     return rows
 
@@ -219,7 +222,7 @@ def build_rows(args, sizes, mediapipe, folder):
         validation = [image for image, _ in people_photos(args.people_root, "val")]
     for keras_path, size in map(parse_model, args.models):
         rows += export_trained(keras_path, [size] if size else sizes, args.quantizations,
-                               folder, calibration, validation)
+                               folder, calibration, validation, not args.per_tensor_weights)
     rows += preset_rows(args.presets)
     for size in sizes:
         for config in args.configs:
@@ -466,6 +469,8 @@ def build_parser():
     add("--people-root", default=None, help="the people dataset folder: scores quality")
     add("--split", default="test", choices=("test", "val"), help="photos scored")
     add("--calibration-images", type=int, default=64, help="training photos for int8")
+    add("--per-tensor-weights", action="store_true", help="int8 weights with one scale per "
+        "tensor, not per channel: smaller files, held to the same agreement guarantee")
     add("--configs", type=_list(), default=None, help="comma-separated PORTRAIT_CONFIGS "
         "(untrained, timed only); default: all four without --models, none with them")
     add("--sizes", type=_list(parse_size), default="256x256,144x256", help="comma-separated HxW")
