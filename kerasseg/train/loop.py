@@ -132,7 +132,7 @@ def _run(config, strategy, callbacks, plan):
         trainee.compile(optimizer=build_optimizer(config.optimizer, total_steps), loss=loss,
                         loss_weights=loss_weights, metrics=task.metrics(config, data),
                         jit_compile=jit)
-        if trainee is not model:
+        if isinstance(trainee, PerWorkerLogs):
             trainee.distribute_reduction_method = "first"
         backup = StepBackup(os.path.join(save_dir, "backup"), training.checkpoint_every)
         initial_step = _restore(backup, trainee, total_steps) if plan == "resume" else 0
