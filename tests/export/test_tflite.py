@@ -10,6 +10,7 @@ import pytest
 import tensorflow as tf
 
 from kerasseg.export import UnsupportedOpsError, strip_crf, to_tflite
+from kerasseg.export.tflite import short_tensor_names
 from kerasseg.runtime import Segmenter, read_metadata
 from tests.export import tiny
 
@@ -52,6 +53,46 @@ def test_metadata_sidecar(float_path):
         "dtype": "float32", "quantization": None,
     }]
     assert metadata["quantization"] == {"mode": "none"}
+
+
+def _tensor_names_and_buffer_offsets(flatbuffer):
+    from ai_edge_litert import schema_py_generated as schema
+
+    model = schema.Model.GetRootAs(flatbuffer, 0)
+    graph = model.Subgraphs(0)
+    names = [graph.Tensors(i).Name() for i in range(graph.TensorsLength())]
+    start = np.frombuffer(flatbuffer, np.uint8).ctypes.data
+    offsets = [model.Buffers(i).DataAsNumpy().ctypes.data - start
+               for i in range(model.BuffersLength()) if model.Buffers(i).DataLength()]
+    return names, offsets
+
+
+def test_tensor_names_shortened(model, images, tmp_path):
+    """The converter's fused names ("a;b;c") shortened, unique, and nothing
+    else changed: same outputs, constant buffers still on 16 bytes."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    directory = tmp_path / "saved"
+    model.export(directory, verbose=False)
+    converted = tf.lite.TFLiteConverter.from_saved_model(str(directory)).convert()
+    short = short_tensor_names(converted)
+    long_names, _ = _tensor_names_and_buffer_offsets(converted)
+    names, offsets = _tensor_names_and_buffer_offsets(short)
+    assert any(b";" in name for name in long_names)
+    assert len(set(names)) == len(names) == len(long_names)
+    assert sum(map(len, names)) < sum(map(len, long_names)) and len(short) < len(converted)
+    assert all(name == long[:len(name)] for name, long in zip(names, long_names))
+    assert offsets and all(offset % 16 == 0 for offset in offsets)
+    outputs = []
+    for content in (converted, short):
+        interpreter = Interpreter(model_content=content)
+        interpreter.resize_tensor_input(0, [1, *images.shape[1:]])
+        interpreter.allocate_tensors()
+        interpreter.set_tensor(interpreter.get_input_details()[0]["index"],
+                               images[:1].astype(np.float32))
+        interpreter.invoke()
+        outputs.append(interpreter.get_tensor(interpreter.get_output_details()[0]["index"]))
+    np.testing.assert_array_equal(outputs[0], outputs[1])
 
 
 @pytest.mark.parametrize("quantization", ["fp16", "dynamic"])
