@@ -7,7 +7,10 @@ files expect:
 - the imported Keras model (float32, through `kerasseg.inference.predict`),
 - our own int8 export of it (`kerasseg.export.to_tflite`, uint8 in, labels
   out like the source file, calibrated on training frames and held to the
-  int8 agreement guarantee on them),
+  int8 agreement guarantee on them), with weights per tensor (like the
+  source file's) and per channel,
+- and, as the ceiling of any model's agreement, the source file against
+  itself on the same frames moved by one grey level at random,
 and prints the score, the label agreement with the source file, the file
 size and the one-thread latency (thread CPU time; `benchmarks/litert_profile.py`'s
 `time_interpreters`, the files interleaved round by round).
@@ -143,43 +146,57 @@ def run_labels(it, frame):
     return it.get_tensor(it.get_output_details()[0]["index"])[0]
 
 
-def export_int8(model, path, calibration, per_channel=True):
-    """Our int8 file with the source file's interface (uint8 in, labels out),
-    held to the agreement guarantee like any export. Weights per channel:
-    per tensor (as the source files, trained for it) loses half the labels
-    of the imported VOC model in plain int8 (0.52 agreement), so the guarantee
-    then keeps layers float; per channel costs 12 bytes a channel."""
-    from kerasseg.export import to_tflite
+def export_int8(model, workdir, name, calibration):
+    """Our int8 files with the source file's interface (uint8 in, labels out),
+    each held to the agreement guarantee like any export: {granularity: path}
+    for weights with one scale per tensor (as in the source files) and one
+    per channel (12 bytes a channel more), less any the guarantee refuses."""
+    from kerasseg.export import Int8AgreementError, to_tflite
 
-    to_tflite(model, str(path), image_size=(SIZE, SIZE), precision="int8",
-              calibration_data=np.stack(calibration).astype(np.float32),
-              calibration_steps=len(calibration), io_dtype="uint8", output="labels",
-              labels=model.class_names, per_channel=per_channel)
-    return path
+    files = {}
+    for granularity in ("per tensor", "per channel"):
+        path = Path(workdir) / f"{name}_int8_{granularity.replace(' ', '_')}.tflite"
+        try:
+            files[granularity] = to_tflite(
+                model, str(path), image_size=(SIZE, SIZE), precision="int8",
+                calibration_data=np.stack(calibration).astype(np.float32),
+                calibration_steps=len(calibration), io_dtype="uint8", output="labels",
+                labels=model.class_names, per_channel=granularity == "per channel")
+        except Int8AgreementError as error:
+            print(f"  {name}, weights {granularity}: no int8 file: {str(error)[:200]}")
+    return files
+
+
+def with_noise(frame, rng):
+    """`frame` with every value moved by -1, 0 or +1 grey level at random."""
+    return np.clip(frame.astype(np.int16) + rng.integers(-1, 2, frame.shape), 0, 255).astype(
+        np.uint8)
 
 
 def compare(preset_name, frames, calibration, scorer, workdir, rounds):
     """The table rows of one preset: file, Keras, our int8 export."""
     import kerasseg
-    from kerasseg.export import Int8AgreementError
     from kerasseg.inference import predict
     from kerasseg.pretrained import preset_file
 
     source = preset_file(preset_name)
     model = kerasseg.from_preset(preset_name)
     files = {"source file": interpreter(source)}
-    try:
-        exported = export_int8(kerasseg.from_preset(preset_name, input_shape=(SIZE, SIZE, 3)),
-                               Path(workdir) / f"{preset_name}_int8.tflite", calibration)
-        files["ours int8"] = interpreter(exported)
-    except Int8AgreementError as error:
-        print(f"{preset_name}: no int8 file: {error}")
-    scores = {key: scorer() for key in ("source file", "keras float", "ours int8")
-              if key in files or key == "keras float"}
-    agree = {key: [] for key in scores}
+    model_513 = kerasseg.from_preset(preset_name, input_shape=(SIZE, SIZE, 3))
+    paths = {"source file": source}
+    for granularity, path in export_int8(model_513, workdir, preset_name, calibration).items():
+        key = f"ours int8 ({granularity})"
+        files[key], paths[key] = interpreter(path), path
+    # The file against itself on frames moved by one grey level: how far
+    # its labels are stable at all, the ceiling of any other model's agreement.
+    noisy, rng = "source file, frame +-1 grey level", np.random.default_rng(0)
+    keys = ["source file", noisy, "keras float", *list(files)[1:]]
+    scores = {key: scorer() for key in keys}
+    agree = {key: [] for key in keys}
     for photo, truth in frames:
         frame = read_rgb_resized(photo)
         labels = {key: run_labels(it, frame) for key, it in files.items()}
+        labels[noisy] = run_labels(files["source file"], with_noise(frame, rng))
         labels["keras float"] = predict(model, frame.astype(np.float32)).argmax(-1)
         for key, value in labels.items():
             scores[key].add(to_photo(value, truth.shape), truth)
@@ -188,10 +205,9 @@ def compare(preset_name, frames, calibration, scorer, workdir, rounds):
         it.set_tensor(it.get_input_details()[0]["index"],
                       read_rgb_resized(frames[0][0])[None])
     latency = time_interpreters(files, threads=1, rounds=rounds)
-    sizes = {key: os.path.getsize(source if key == "source file" else exported)
-             for key in files}
+    sizes = {key: os.path.getsize(path) for key, path in paths.items()}
     return [(preset_name, key, scores[key].result(), 100 * float(np.mean(agree[key])),
-             sizes.get(key), latency.get(key)) for key in scores]
+             sizes.get(key), latency.get(key)) for key in keys]
 
 
 def read_rgb_resized(photo):
@@ -234,7 +250,7 @@ def print_table(rows):
         text = ", ".join(f"{name} {value:.3f}" if value < 1.5 else f"{name} {value:.1f}"
                          for name, value in score.items())
         print(f"| {preset} | {key} | {text} | {agreement:.2f}% | "
-              f"{'' if size is None else f'{size / 1e6:.2f}'} | "
+              f"{'' if size is None else f'{size / 1e6:.3f}'} | "
               f"{'' if ms is None else f'{ms:.1f}'} |")
 
 
