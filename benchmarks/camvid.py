@@ -264,7 +264,8 @@ def recipe_config(name, data_root, output_dir, steps=None, train_split="train"):
     config = Config.load(recipe_path(name))
     training = {"output_dir": output_dir, "verbose": 2, "validate": train_split != "trainval"}
     if steps:
-        per_epoch = max(1, 367 // config.data.batch_size)  # CamVid's 367 train frames
+        frames = 367 + (101 if train_split == "trainval" else 0)  # CamVid's train (+ val)
+        per_epoch = max(1, frames // config.data.batch_size)
         training["epochs"] = max(1, round(steps / per_epoch))
     return config.replace(data={"root": data_root, "train_split": train_split},
                           training=training)

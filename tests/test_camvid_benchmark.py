@@ -29,3 +29,11 @@ def test_trainval_needs_a_recipe(tmp_path, capsys):
         main(["--data", str(tmp_path), "--train-split", "trainval"])
     assert exit_info.value.code == 2
     assert "--train-split trainval needs --recipe" in capsys.readouterr().err
+
+
+def test_steps_round_to_epochs_of_the_split_trained(tmp_path):
+    on_train = recipe_config("camvid_cityscapes", str(tmp_path), str(tmp_path / "a"), steps=460)
+    on_trainval = recipe_config("camvid_cityscapes", str(tmp_path), str(tmp_path / "b"),
+                                steps=460, train_split="trainval")
+    assert on_train.training.epochs == 10  # 45 steps an epoch of 367 frames
+    assert on_trainval.training.epochs == 8  # 58 steps an epoch of 468 frames
