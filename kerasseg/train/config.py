@@ -232,12 +232,21 @@ class LossConfig:
     file, an exported `.tflite`/`.onnx` file or a preset
     (`kerasseg.train.distill`); the loss is then `teacher_weight` times the
     distillation loss plus `1 - teacher_weight` times the loss of `name`.
+    A preset teacher's classes are summed into the dataset's by
+    `teacher_class_mapping` ({preset class: dataset class}; for a one-class
+    dataset, the preset classes that count as its foreground mapped to it).
+    `teacher_image_size` [height, width] runs a `.keras` or preset teacher
+    at that size (the batch resized to it, the targets back), such as the
+    513x513 Google's VOC files were trained at; None runs it at the
+    student's size. An exported teacher runs at its file's input size.
     """
 
     name: str = "cross_entropy"
     args: dict = dataclasses.field(default_factory=dict)
     teacher: str | None = None
     teacher_weight: float = 1.0
+    teacher_class_mapping: dict | None = None
+    teacher_image_size: tuple | None = None
 
     def check(self):
         check_type("loss.name", self.name, str)
@@ -245,6 +254,16 @@ class LossConfig:
         if self.teacher is not None:
             check_type("loss.teacher", self.teacher, str)
         check_number("loss.teacher_weight", self.teacher_weight, 0, 1)
+        for name in ("teacher_class_mapping", "teacher_image_size"):
+            if getattr(self, name) is not None and self.teacher is None:
+                raise ValueError(f"`loss.{name}` describes the teacher: it needs `loss.teacher`. "
+                                 "Received: loss.teacher=None")
+        if self.teacher_class_mapping is not None:
+            check_type("loss.teacher_class_mapping", self.teacher_class_mapping, dict)
+        if self.teacher_image_size is not None:
+            self.teacher_image_size = _check_pair(
+                "loss.teacher_image_size", self.teacher_image_size,
+                "[height, width], integers >= 1", check_positive_int)
 
 
 @dataclasses.dataclass
@@ -361,6 +380,8 @@ class Config:
         values["data"]["scale_range"] = list(self.data.scale_range)
         values["data"]["paste_scale"] = list(self.data.paste_scale)
         values["optimizer"]["decay_at"] = list(self.optimizer.decay_at)
+        if self.loss.teacher_image_size is not None:
+            values["loss"]["teacher_image_size"] = list(self.loss.teacher_image_size)
         return values
 
     def given_values(self):

@@ -7,7 +7,12 @@ A config names the teacher in `loss.teacher`:
 - an exported file (`.tflite`, `.onnx`), run through `kerasseg.runtime`
   without TensorFlow's graph (so the training step is not compiled with XLA);
 - a preset of `kerasseg.pretrained` (its name, or its dataset), whose class
-  probabilities are summed into the student's classes by `model.class_mapping`.
+  probabilities are summed into the student's classes by
+  `loss.teacher_class_mapping`.
+
+A `.keras` or preset teacher runs at the student's image size, or at
+`loss.teacher_image_size` (the batch resized to it, the targets back: the
+VOC presets were trained at 513x513); an exported file at its own input size.
 
 `teacher_probabilities` turns any of them into one function from a batch of
 images to the student's targets: (B, H, W, classes) probabilities, or the
@@ -33,7 +38,8 @@ from kerasseg.inference import model_output_kind
 RUNTIME_EXTENSIONS = (".tflite", ".onnx")
 
 
-def teacher_probabilities(teacher, num_classes, class_names=None, class_mapping=None):
+def teacher_probabilities(teacher, num_classes, class_names=None, class_mapping=None,
+                          image_size=None):
     """A function from images (B, H, W, 3) float32 [0, 255] to the student's targets.
 
     Args:
@@ -44,6 +50,9 @@ def teacher_probabilities(teacher, num_classes, class_names=None, class_mapping=
             are mapped onto them); for a one-channel student, the names of
             (background, foreground).
         class_mapping: {preset class: student class}, for a preset teacher.
+        image_size: (height, width) to run a Keras or preset teacher at
+            (bilinear both ways); None: the images' own size. An exported
+            file runs at its own input size.
 
     Returns:
         `targets(images) -> (B, H, W, num_classes)` float32 tensors; the
@@ -54,18 +63,46 @@ def teacher_probabilities(teacher, num_classes, class_names=None, class_mapping=
             or whose classes do not match the student's.
     """
     if isinstance(teacher, keras.Model):
-        return _keras_teacher(teacher, num_classes, "the teacher model")
+        _check_no_mapping(class_mapping, "the teacher model")
+        return _at_size(_keras_teacher(teacher, num_classes, "the teacher model"), image_size)
     if not isinstance(teacher, (str, os.PathLike)):
         raise ValueError("`loss.teacher` must be a .keras file, an exported .tflite/.onnx file "
                          f"or a preset name. Received: {teacher!r}")
     path = os.fspath(teacher)
+    if path.lower().endswith((".keras", *RUNTIME_EXTENSIONS)):
+        _check_no_mapping(class_mapping, path)
     if path.endswith(".keras"):
         if not os.path.isfile(path):
             raise FileNotFoundError(f"loss.teacher: no such .keras file: {path}")
-        return _keras_teacher(keras.models.load_model(path, compile=False), num_classes, path)
+        model = keras.models.load_model(path, compile=False)
+        return _at_size(_keras_teacher(model, num_classes, path), image_size)
     if path.lower().endswith(RUNTIME_EXTENSIONS):
+        if image_size is not None:
+            raise ValueError(f"loss.teacher_image_size: {path} runs at its own input size; "
+                             "leave teacher_image_size unset for an exported teacher")
         return _runtime_teacher(path, num_classes)
-    return _preset_teacher(path, num_classes, class_names, class_mapping)
+    return _at_size(_preset_teacher(path, num_classes, class_names, class_mapping), image_size)
+
+
+def _check_no_mapping(class_mapping, where):
+    if class_mapping:
+        raise ValueError(f"loss.teacher_class_mapping maps a preset teacher's classes; {where} "
+                         "outputs the student's own: leave teacher_class_mapping unset")
+
+
+def _at_size(targets, image_size):
+    """`targets` run on the images resized to `image_size`, its output
+    resized back: bilinear interpolation of probabilities keeps them
+    probabilities (in [0, 1], summing to 1 over the classes)."""
+    if image_size is None:
+        return targets
+
+    def resized(images):
+        output = targets(tf.image.resize(images, image_size))
+        return tf.ensure_shape(tf.image.resize(output, tf.shape(images)[1:3]),
+                               [*images.shape[:-1], output.shape[-1]])
+
+    return resized
 
 
 def _check_channels(channels, num_classes, where):
@@ -118,10 +155,15 @@ def _preset_teacher(name, num_classes, class_names, class_mapping):
     preset = resolve_preset(name)
     if not class_mapping or not class_names:
         raise ValueError(f"loss.teacher: the preset {preset.name!r} has its own classes; "
-                         "`model.class_mapping` must map them onto the dataset's")
+                         "`loss.teacher_class_mapping` must map them onto the dataset's")
     # matrix[s, t] = 1 where preset class s counts as the student's class t.
     matrix = np.zeros((len(preset.classes), len(class_names)), np.float32)
     for source, target in class_mapping.items():
+        if source not in preset.classes or target not in class_names:
+            raise ValueError(
+                f"loss.teacher_class_mapping: {source!r} -> {target!r} must map a class of "
+                f"{preset.name!r} ({', '.join(preset.classes)}) to one of the dataset's "
+                f"({', '.join(class_names)})")
         matrix[preset.classes.index(source), list(class_names).index(target)] = 1.0
     if num_classes == 1:
         matrix = matrix[:, 1:]  # the foreground's column: everything else is background

@@ -200,7 +200,8 @@ def _distilled(model, strategy, config):
         targets = teacher_probabilities(
             config.loss.teacher, model.output_shape[-1],
             class_names=source.classes if source else None,
-            class_mapping=config.model.class_mapping)
+            class_mapping=config.loss.teacher_class_mapping,
+            image_size=config.loss.teacher_image_size)
     runtime = config.loss.teacher.lower().endswith(RUNTIME_EXTENSIONS)
     return distilled(model, targets, config.loss.teacher_weight, compiled=not runtime)
 

@@ -153,3 +153,60 @@ def test_the_student_recipe_starts_from_the_voc_files_backbone_and_fits_250_kb(t
                      output="probabilities", per_channel=False)
     # Weights per tensor: per channel adds 12 bytes a channel (336 KB here).
     assert os.path.getsize(path) <= 250_000  # MediaPipe's file is 244 KB (fp16)
+
+
+
+def test_a_preset_teacher_at_its_image_size_gives_the_files_labels_to_a_one_class_student():
+    import cv2
+
+    from kerasseg.pretrained import resolve_preset
+    from kerasseg.train.distill import teacher_probabilities
+
+    preset = resolve_preset("deeplabv3_mobilenetv2_0.5_pascal_voc")
+    image = picture("bird_segmentation", 513)
+    bird = (file_output(SHARED / preset.file, image) == preset.classes.index("bird"))
+    bird = cv2.resize(bird.astype(np.uint8), (256, 256), interpolation=cv2.INTER_NEAREST)
+    # The student sees 256x256; the teacher runs at the file's 513x513.
+    student_images = picture("bird_segmentation", 256).astype(np.float32)[None]
+    targets = teacher_probabilities(
+        preset.name, 1, class_names=("background", "person"),
+        class_mapping={"background": "background", "bird": "person"},
+        image_size=(513, 513))(student_images)
+    assert targets.shape == (1, 256, 256, 1)
+    # 0.976 here; the same teacher run at 256x256 agrees on 0.937 only.
+    assert np.mean((targets[0, ..., 0].numpy() > 0.5) == bird) >= 0.96
+    with pytest.raises(ValueError, match="'cat' -> 'dog' must map a class of"):
+        teacher_probabilities(preset.name, 1, class_names=("background", "person"),
+                              class_mapping={"cat": "dog"})
+
+
+def test_the_trainer_distils_from_a_preset_teacher_by_its_loss_keys(tmp_path, monkeypatch):
+    from kerasseg.train import Config, distill, train
+    from tests.data.test_binary_masks import _pair
+
+    for number in (1, 2, 201):
+        _pair(tmp_path / "people", str(number), size=(48, 36), mask_scale=2,
+              image_dir="Training_Images", mask_dir="Ground_Truth", seed=number)
+    calls = []
+    real = distill.teacher_probabilities
+    monkeypatch.setattr(distill, "teacher_probabilities",
+                        lambda *args, **kwargs: calls.append(kwargs) or real(*args, **kwargs))
+    values = {
+        "model": {"name": "unet", "args": {"base_filters": 4, "depth": 2}},
+        "data": {"dataset": "people", "root": str(tmp_path / "people"), "image_size": [64, 64],
+                 "resize": True, "batch_size": 2},
+        "loss": {"name": "dice", "teacher": "deeplabv3_mobilenetv2_0.5_pascal_voc",
+                 "teacher_weight": 0.5, "teacher_image_size": [96, 96],
+                 "teacher_class_mapping": {"background": "background", "person": "person"}},
+        "training": {"epochs": 1, "precision": "float32", "verbose": 0,
+                     "output_dir": str(tmp_path / "run")},
+    }
+    result = train(Config.from_dict(values))
+    assert calls == [{"class_names": ("background", "person"),
+                      "class_mapping": {"background": "background", "person": "person"},
+                      "image_size": (96, 96)}]
+    assert np.isfinite(result.history["loss"][-1])
+    values["loss"]["teacher_class_mapping"] = {"human": "person"}
+    values["training"]["output_dir"] = str(tmp_path / "bad")
+    with pytest.raises(ValueError, match="'human' -> 'person' must map a class of"):
+        train(Config.from_dict(values))

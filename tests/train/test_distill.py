@@ -79,6 +79,30 @@ def test_a_tflite_teacher_gives_the_targets_of_its_keras_model(tmp_path, teacher
     assert from_file.shape == (2, 24, 24, NUM_CLASSES)
     np.testing.assert_allclose(from_file, from_keras, atol=1e-4)
     np.testing.assert_allclose(np.sum(from_keras, -1), 1.0, atol=1e-5)
+    with pytest.raises(ValueError, match="runs at its own input size"):
+        teacher_probabilities(exported, NUM_CLASSES, image_size=(32, 32))
+
+
+def test_a_teacher_runs_at_its_image_size_and_its_targets_come_back_at_the_students():
+    # A teacher that accepts 16x16 images only (the reshapes fail on any
+    # other size), run on 8x12 batches: one colour per image, so each pixel's
+    # target is the softmax of the colour's logits, whatever the resizing.
+    inputs = keras.Input((16, 16, 3))
+    x = keras.layers.Rescaling(1 / 127.5, offset=-1)(inputs)
+    x = keras.layers.Conv2D(NUM_CLASSES, 1, name="classifier")(x)
+    x = keras.layers.Reshape((16, 16, NUM_CLASSES))(keras.layers.Reshape((-1,))(x))
+    teacher = keras.Model(inputs, x)
+    kernel = np.random.default_rng(4).normal(0, 2, (3, NUM_CLASSES)).astype(np.float32)
+    teacher.get_layer("classifier").set_weights([kernel[None, None],
+                                                 np.zeros(NUM_CLASSES, np.float32)])
+    colours = np.array([[250, 10, 30], [20, 200, 90]], np.float32)
+    images = np.broadcast_to(colours[:, None, None], (2, 8, 12, 3)).copy()
+    targets = teacher_probabilities(teacher, NUM_CLASSES, image_size=(16, 16))(images)
+    assert targets.shape == (2, 8, 12, NUM_CLASSES)
+    logits = (colours / 127.5 - 1) @ kernel
+    expected = np.exp(logits) / np.sum(np.exp(logits), -1, keepdims=True)
+    np.testing.assert_allclose(targets, np.broadcast_to(expected[:, None, None], targets.shape),
+                               atol=1e-5)
 
 
 def test_a_one_channel_students_targets_are_the_foreground_probability(tmp_path):
@@ -98,5 +122,16 @@ def test_bad_teachers_get_one_line_errors(tmp_path, teacher_file):
         teacher_probabilities(str(tmp_path / "missing.keras"), NUM_CLASSES)
     with pytest.raises(ValueError, match="a model preset. Received: 'no_such_teacher'"):
         teacher_probabilities("no_such_teacher", NUM_CLASSES)
+    with pytest.raises(ValueError, match="outputs the student's own: leave teacher_class_mapping"):
+        teacher_probabilities(str(path), NUM_CLASSES, class_names=("a", "b"),
+                              class_mapping={"a": "b"})
     with pytest.raises(ValueError, match="loss.teacher_weight"):
         distill_config(tmp_path, str(path), 1.5)
+    config = distill_config(tmp_path, str(path), 1.0).to_dict()
+    config["loss"]["teacher_image_size"] = [512, 0]
+    with pytest.raises(ValueError, match=r"`loss.teacher_image_size` must be \[height, width\]"):
+        Config.from_dict(config)
+    config["loss"].update(teacher=None, teacher_image_size=[64, 64])
+    with pytest.raises(ValueError, match="`loss.teacher_image_size` describes the teacher: it "
+                                         "needs `loss.teacher`"):
+        Config.from_dict(config)
