@@ -31,7 +31,7 @@ __all__ = [
     "PRESETS", "FileLayer", "Preset", "PresetFileError", "TFLiteFile", "find_preset", "home",
     "load_model_weights", "load_backbone_weights", "load_tflite_weights", "preset_file",
     "is_tflite", "preset_defaults", "is_backbone_weights", "is_preset", "resolve_preset",
-    "backbone_width", "map_classifier",
+    "backbone_width", "check_class_mapping", "map_classifier",
 ]
 
 
@@ -112,6 +112,19 @@ def is_backbone_weights(weights):
     return is_tflite(weights) or (isinstance(weights, str) and weights in PRESETS)
 
 
+def check_class_mapping(preset, mapping, classes, argument, owner):
+    """Raise a one-line ValueError, naming `argument`, unless every key of
+    `mapping` is a class of `preset` (a `Preset`) and every value one of
+    `classes`, the class names of `owner` (e.g. "the model")."""
+    for source, target in mapping.items():
+        if source not in preset.classes:
+            raise ValueError(f"{argument}: {source!r} is not a class of preset "
+                             f"{preset.name!r} ({', '.join(preset.classes)})")
+        if target not in classes:
+            raise ValueError(f"{argument}: {source!r} -> {target!r}, which is not a class "
+                             f"of {owner} ({', '.join(classes)})")
+
+
 def map_classifier(model, preset, mapping, classes):
     """Initialises `model`'s classifier from a preset's, class by class.
 
@@ -140,13 +153,7 @@ def map_classifier(model, preset, mapping, classes):
     import numpy as np
 
     preset = preset if isinstance(preset, Preset) else resolve_preset(preset)
-    for source, target in mapping.items():
-        if source not in preset.classes:
-            raise ValueError(f"class_mapping: {source!r} is not a class of preset "
-                             f"{preset.name!r} ({', '.join(preset.classes)})")
-        if target not in classes:
-            raise ValueError(f"class_mapping: {source!r} -> {target!r}, which is not a class "
-                             f"of the model ({', '.join(classes)})")
+    check_class_mapping(preset, mapping, classes, "class_mapping", "the model")
     try:
         classifier = model.get_layer("classifier")
     except ValueError:

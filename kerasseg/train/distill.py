@@ -69,14 +69,14 @@ def teacher_probabilities(teacher, num_classes, class_names=None, class_mapping=
         raise ValueError("`loss.teacher` must be a .keras file, an exported .tflite/.onnx file "
                          f"or a preset name. Received: {teacher!r}")
     path = os.fspath(teacher)
-    if path.lower().endswith((".keras", *RUNTIME_EXTENSIONS)):
-        _check_no_mapping(class_mapping, path)
     if path.endswith(".keras"):
         if not os.path.isfile(path):
             raise FileNotFoundError(f"loss.teacher: no such .keras file: {path}")
+        _check_no_mapping(class_mapping, path)
         model = keras.models.load_model(path, compile=False)
         return _at_size(_keras_teacher(model, num_classes, path), image_size)
     if path.lower().endswith(RUNTIME_EXTENSIONS):
+        _check_no_mapping(class_mapping, path)
         if image_size is not None:
             raise ValueError(f"loss.teacher_image_size: {path} runs at its own input size; "
                              "leave teacher_image_size unset for an exported teacher")
@@ -147,7 +147,7 @@ def _runtime_teacher(path, num_classes):
 
 def _preset_teacher(name, num_classes, class_names, class_mapping):
     from kerasseg.models.presets import from_preset
-    from kerasseg.pretrained import is_preset, resolve_preset
+    from kerasseg.pretrained import check_class_mapping, is_preset, resolve_preset
 
     if not is_preset(name):
         raise ValueError("`loss.teacher` must be a .keras file, an exported .tflite/.onnx file "
@@ -156,14 +156,11 @@ def _preset_teacher(name, num_classes, class_names, class_mapping):
     if not class_mapping or not class_names:
         raise ValueError(f"loss.teacher: the preset {preset.name!r} has its own classes; "
                          "`loss.teacher_class_mapping` must map them onto the dataset's")
+    check_class_mapping(preset, class_mapping, class_names, "loss.teacher_class_mapping",
+                        "the dataset")
     # matrix[s, t] = 1 where preset class s counts as the student's class t.
     matrix = np.zeros((len(preset.classes), len(class_names)), np.float32)
     for source, target in class_mapping.items():
-        if source not in preset.classes or target not in class_names:
-            raise ValueError(
-                f"loss.teacher_class_mapping: {source!r} -> {target!r} must map a class of "
-                f"{preset.name!r} ({', '.join(preset.classes)}) to one of the dataset's "
-                f"({', '.join(class_names)})")
         matrix[preset.classes.index(source), list(class_names).index(target)] = 1.0
     if num_classes == 1:
         matrix = matrix[:, 1:]  # the foreground's column: everything else is background
